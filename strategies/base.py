@@ -1,0 +1,104 @@
+"""The strategy contract: ``Trial`` in, a batch of params out, no state in between."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from strategies.space import SearchSpace
+
+Status = Literal["completed", "failed", "running"]
+STATUSES: tuple[str, ...] = ("completed", "failed", "running")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluated (or pending) point. ``value`` is always minimised."""
+
+    params: Mapping[str, Any]
+    value: float | None = None
+    status: Status = "completed"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"Trial.status: {self.status!r}; allowed: {', '.join(STATUSES)}")
+        if self.status == "completed" and self.value is None:
+            raise ValueError("Trial.value: a completed trial needs a value")
+
+
+class Strategy(ABC):
+    """Proposes batches as a pure function of (space, seed, options, history).
+
+    Subclasses take their options as keyword-only ``__init__`` arguments with
+    defaults; :func:`make_strategy` checks user options against that signature.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        self.space = space
+        self.seed = int(seed)
+
+    @abstractmethod
+    def propose(self, history: Sequence[Trial], n: int) -> list[dict[str, Any]]:
+        """Return up to ``n`` new points; never one already in ``history``."""
+
+    def size(self) -> int | None:
+        """How many distinct points this strategy can ever propose (None: unbounded)."""
+        return None
+
+    def _seen(self, history: Iterable[Trial]) -> set[tuple[Any, ...]]:
+        return {self.space.key(t.params) for t in history}
+
+    def _rng(self, *salt: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *salt])
+
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def strategy_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def strategy_options(name: str) -> dict[str, Any]:
+    """The options a strategy accepts, with their defaults."""
+    sig = inspect.signature(_lookup(name).__init__)
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def _lookup(name: str) -> type[Strategy]:
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"strategy.name: {name!r} is not a strategy; allowed: {', '.join(strategy_names())}"
+        )
+    return _REGISTRY[name]
+
+
+def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
+    """Build a registered strategy; unknown names or options list the valid ones."""
+    cls = _lookup(name)
+    valid = strategy_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        allowed = ", ".join(valid) if valid else "none"
+        raise ValueError(
+            f"strategy.options.{unknown[0]}: {options[unknown[0]]!r} is not an option of "
+            f"{name!r}; allowed: {allowed}"
+        )
+    return cls(space, seed, **options)
