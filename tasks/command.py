@@ -1,0 +1,318 @@
+"""Command trials, SageMaker style: run a program, read its metrics from its output.
+
+Safety rules this module keeps: the program is started from an argv list, never a
+shell, and every parameter value becomes exactly one argv item whatever characters
+it holds. The child gets its own session so a timeout can kill the whole process
+group, grandchildren included, and nothing is left running when a trial ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tasks.failures import TrialFailure
+from tasks.objective import Outcome, Report
+
+MAX_OUTPUT = 1 << 20  # keep the last 1 MiB of a trial's output
+MAX_LINE = 1 << 16  # a "line" longer than this is cut (protects the line buffer)
+KILL_GRACE_S = 2.0  # SIGTERM first; SIGKILL whatever still runs after this
+DRAIN_S = 1.0  # after the child is gone, read what is left in the pipe for this long
+_POLL_S = 0.1  # how often a blocked read wakes up to see whether the child exited
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_PYTHON = ("python", "python3")
+
+
+def resolve_program(program: str) -> str:
+    """A leading ``python`` / ``python3`` means the interpreter running amtune.
+
+    That makes ``command: [python, train.py]`` use the same virtualenv as amtune,
+    whether or not a ``python`` is on PATH. Any other program is left as given.
+    """
+    return sys.executable if program in _PYTHON and sys.executable else program
+
+
+def placeholders(command: list[str]) -> set[str]:
+    """Names in ``{name}`` placeholders, e.g. for checking them against the space."""
+    return {m.group(1) for item in command for m in _PLACEHOLDER.finditer(item)}
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return repr(value)  # keep "1.0", not "1", so the type survives the trip
+    return str(value)
+
+
+def build_argv(command: list[str], params: Mapping[str, Any]) -> list[str]:
+    """Substitute ``{name}`` placeholders, or append ``--name value`` when there are none.
+
+    Substitution is a single pass of plain string replacement (not ``str.format``):
+    other braces stay untouched and a value that itself contains ``{x}`` is not
+    substituted again. Appended values are separate argv items, never split.
+    """
+    argv = [resolve_program(command[0]), *command[1:]]
+    if not params:
+        return argv
+    names = sorted(params, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape("{" + name + "}") for name in names))
+    if not any(pattern.search(item) for item in argv):
+        for name, value in params.items():
+            argv += [f"--{name}", _format(value)]
+        return argv
+    return [pattern.sub(lambda m: _format(params[m.group(0)[1:-1]]), item) for item in argv]
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """Params as JSON for ``AMTUNE_PARAMS``; numpy scalars become plain numbers."""
+    return json.dumps(dict(params), default=lambda o: o.item() if hasattr(o, "item") else str(o))
+
+
+class _Metrics:
+    """Matches output lines against the metric regexes and reports every match."""
+
+    def __init__(self, regexes: Mapping[str, str], report: Report | None) -> None:
+        self.patterns = {name: re.compile(rx) for name, rx in regexes.items()}
+        self.report = report
+        self.final: dict[str, float] = {}
+        self.steps: dict[str, int] = {}
+
+    def feed(self, line: str) -> None:
+        for name, pattern in self.patterns.items():
+            match = pattern.search(line)
+            if match is None or match.group(1) is None:
+                continue
+            try:
+                value = float(match.group(1))
+            except ValueError:
+                continue  # the regex caught something that is not a number: not a value
+            step = self.steps.get(name, 0)
+            self.steps[name] = step + 1
+            self.final[name] = value
+            if self.report is not None:
+                try:
+                    self.report(step, {name: value})
+                except TrialFailure:
+                    raise
+                except Exception as exc:
+                    raise TrialFailure(
+                        "tracking_error", f"reporting metrics failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+
+
+class _Output:
+    """The tail of the output (bounded) and the line splitter."""
+
+    def __init__(self) -> None:
+        self.tail = bytearray()
+        self.dropped = 0
+        self.pending = b""
+
+    def add(self, chunk: bytes) -> list[str]:
+        self.tail += chunk
+        if len(self.tail) > 2 * MAX_OUTPUT:
+            cut = len(self.tail) - MAX_OUTPUT
+            self.dropped += cut
+            del self.tail[:cut]
+        data = self.pending + chunk
+        parts = re.split(rb"\r\n|\r|\n", data)
+        self.pending = parts.pop()
+        if len(self.pending) > MAX_LINE:
+            parts.append(self.pending)
+            self.pending = b""
+        return [p.decode("utf-8", "replace") for p in parts]
+
+    def flush(self) -> list[str]:
+        rest, self.pending = self.pending, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+    def text(self) -> str:
+        tail = bytes(self.tail)
+        dropped = self.dropped
+        if len(tail) > MAX_OUTPUT:
+            dropped += len(tail) - MAX_OUTPUT
+            tail = tail[-MAX_OUTPUT:]
+        text = tail.decode("utf-8", "replace")
+        return f"[... {dropped} bytes of earlier output dropped ...]\n{text}" if dropped else text
+
+    def last_line(self) -> str:
+        lines = [ln for ln in self.text().splitlines() if ln.strip()]
+        last = lines[-1].strip() if lines else "(no output)"
+        return last if len(last) <= 300 else last[:297] + "..."
+
+
+def run_command(
+    command: list[str],
+    params: Mapping[str, Any],
+    *,
+    metric: str,
+    metrics: Mapping[str, str],
+    report: Report | None = None,
+    timeout_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Outcome:
+    """Run one command trial; raise ``TrialFailure`` (with ``output``) if it fails.
+
+    stdout and stderr are merged and read while the process runs, so intermediate
+    metrics are reported as they appear (``PYTHONUNBUFFERED=1`` is set unless the
+    caller's environment sets it, so Python children do not hold lines back).
+    """
+    argv = build_argv(command, params)
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    child_env["AMTUNE_PARAMS"] = params_json(params)
+    out = _Output()
+    parser = _Metrics(metrics, report)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise TrialFailure.from_exception(exc) from exc
+    try:
+        timed_out = _pump(proc, out, parser, timeout_s)
+    except BaseException as exc:  # a reporting failure or an interrupt: leave nothing behind
+        _stop(proc)
+        if isinstance(exc, TrialFailure):
+            exc.output = out.text()
+        raise
+    finally:
+        if proc.stdout is not None:
+            proc.stdout.close()
+    for line in out.flush():
+        try:
+            parser.feed(line)
+        except TrialFailure as exc:
+            exc.output = out.text()
+            raise
+    output = out.text()
+    rc = proc.returncode
+    if timed_out:
+        raise TrialFailure(
+            "timeout", f"killed after {timeout_s:g} s: {out.last_line()}", output=output
+        )
+    if rc is not None and rc < 0:
+        name = _signal_name(-rc)
+        hint = " (out of memory?)" if -rc == signal.SIGKILL else ""
+        raise TrialFailure(
+            "signal",
+            f"killed by {name}{hint}: {out.last_line()}",
+            signal_name=name,
+            output=output,
+        )
+    if rc != 0:
+        raise TrialFailure(
+            "exit_code", f"exit code {rc}: {out.last_line()}", exit_code=rc, output=output
+        )
+    if metric not in parser.final:
+        raise TrialFailure(
+            "metric_missing",
+            f"no output line matched the regex of objective metric {metric!r}: {out.last_line()}",
+            output=output,
+        )
+    if parser.final[metric] != parser.final[metric] or abs(parser.final[metric]) == float("inf"):
+        raise TrialFailure(
+            "invalid_metric",
+            f"objective metric {metric!r} is {parser.final[metric]}",
+            output=output,
+        )
+    return Outcome(metrics=dict(parser.final), output=output)
+
+
+def _pump(
+    proc: subprocess.Popen[bytes], out: _Output, parser: _Metrics, timeout_s: float | None
+) -> bool:
+    """Read output until the child exits (or the timeout); return whether it timed out.
+
+    The end is the child's exit, not EOF: a backgrounded grandchild may hold the
+    pipe open forever, and a child may close its output and keep running. Exit is
+    detected without reaping (``WNOWAIT``) so the process-group id stays reserved
+    until the group has been killed. Whatever is left of the group when the child
+    exits is killed too: a finished trial leaves nothing running.
+    """
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        eof = False
+        while not _exited(proc):
+            wait = _POLL_S
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    _stop(proc)
+                    _drain(sel, fd, out, parser)
+                    return True
+                wait = min(wait, left)
+            if eof:
+                time.sleep(wait)
+            elif sel.select(wait):
+                chunk = os.read(fd, 65536)
+                eof = not chunk
+                for line in out.add(chunk):
+                    parser.feed(line)
+        _kill_group(proc, signal.SIGKILL)
+        proc.wait()
+        if not eof:
+            _drain(sel, fd, out, parser)  # the pipe still holds the child's last lines
+    return False
+
+
+def _drain(sel: selectors.BaseSelector, fd: int, out: _Output, parser: _Metrics) -> None:
+    """Read what the pipe still holds, bounded in time (an escaped process may keep it open)."""
+    end = time.monotonic() + DRAIN_S
+    while (left := end - time.monotonic()) > 0:
+        if not sel.select(min(left, _POLL_S)):
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        for line in out.add(chunk):
+            parser.feed(line)
+
+
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    if proc.returncode is not None:
+        return True
+    if hasattr(os, "waitid"):
+        try:
+            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return proc.poll() is not None
+        return info is not None
+    return proc.poll() is not None  # pragma: no cover (platforms without waitid)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole group, give it a grace period, then SIGKILL it and reap."""
+    _kill_group(proc, signal.SIGTERM)
+    end = time.monotonic() + KILL_GRACE_S
+    while not _exited(proc) and time.monotonic() < end:
+        time.sleep(0.02)
+    _kill_group(proc, signal.SIGKILL)  # the leader, or grandchildren that ignored SIGTERM
+    proc.wait()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
