@@ -1,0 +1,1 @@
+"""Benchmarks of amtune's strategies against Optuna's samplers (scripts, not tests)."""

@@ -1,0 +1,201 @@
+"""One benchmark run = (problem, optimizer, seed, batch): run it, or read it from the cache.
+
+amtune strategies are driven only through the public contract
+``make_strategy(...).propose(history, n)``; Optuna samplers through ask/tell
+with batches (ask ``n``, then tell ``n``: the asked trials are pending meanwhile).
+Proposal time is the wall time of ``propose`` (or of the ``n`` asks) divided by
+``n``. Each result is cached as JSON together with a fingerprint of the code
+that produced it, so editing a strategy reruns exactly the runs it affects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from benchmarks.problems import PROBLEMS, Problem
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OPTUNA = {"optuna_gp": "GPSampler", "optuna_tpe": "TPESampler", "optuna_random": "RandomSampler"}
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def single_thread() -> None:
+    """One BLAS/OpenMP thread per process: runs go in parallel, timings stay comparable."""
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def grid_points(problem: Problem, budget: int) -> int | None:
+    """The largest per-parameter resolution whose grid fits the budget (None: none fits)."""
+    from strategies import Categorical, SearchSpace
+
+    space = SearchSpace.from_dict(problem.space)
+    best = None
+    for k in range(2, budget + 1):
+        size = math.prod(
+            p.n_values if isinstance(p, Categorical) else min(k, p.n_values or k)
+            for p in space.params
+        )
+        if size > budget:
+            break
+        best = k
+    return best
+
+
+def _module_closure(module: ModuleType) -> list[ModuleType]:
+    """``module`` and every ``strategies`` module it uses, directly or indirectly."""
+    seen: dict[str, ModuleType] = {}
+    todo = [module]
+    while todo:
+        mod = todo.pop()
+        if mod.__name__ in seen:
+            continue
+        seen[mod.__name__] = mod
+        for value in vars(mod).values():
+            name = value.__name__ if isinstance(value, ModuleType) else getattr(
+                value, "__module__", None)
+            if isinstance(name, str) and name.split(".")[0] == "strategies" and name in sys.modules:
+                todo.append(sys.modules[name])
+    return sorted(seen.values(), key=lambda m: m.__name__)
+
+
+def fingerprint(optimizer: str, problem: Problem) -> str:
+    """Changes whenever the optimizer's code (or the problem's definition) changes."""
+    h = hashlib.sha256(repr((problem.space, problem.optimum)).encode())
+    if optimizer in OPTUNA:
+        import optuna
+
+        h.update(f"optuna {optuna.__version__}".encode())
+    else:
+        from strategies.base import _lookup
+
+        for mod in _module_closure(sys.modules[_lookup(optimizer).__module__]):
+            h.update(inspect.getsource(mod).encode())
+    return h.hexdigest()[:16]
+
+
+def cache_path(problem: str, optimizer: str, seed: int, batch: int, budget: int) -> Path:
+    return RESULTS / problem / optimizer / f"n{budget}-b{batch}-s{seed}.json"
+
+
+def load_cached(path: Path, fp: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("fingerprint") == fp else None
+
+
+def _run_amtune(name: str, problem: Problem, seed: int, budget: int, batch: int) -> dict[str, Any]:
+    from strategies import SearchSpace, Trial, make_strategy
+
+    options: dict[str, Any] = {}
+    if name == "grid":
+        points = grid_points(problem, budget)
+        if points is None:
+            return {"skipped": "even 2 points per parameter exceed the budget"}
+        options["points"] = points
+    strategy = make_strategy(name, SearchSpace.from_dict(problem.space), seed=seed, **options)
+    history: list[Trial] = []
+    values: list[float] = []
+    times: list[float] = []
+    while len(history) < budget:
+        n = min(batch, budget - len(history))
+        t0 = time.perf_counter()
+        proposed = strategy.propose(history, n)
+        elapsed = time.perf_counter() - t0
+        if not proposed:
+            break  # an exhausted grid
+        times.append(elapsed / len(proposed))
+        for params in proposed:
+            value = problem(params)
+            history.append(Trial(params=params, value=value, status="completed"))
+            values.append(value)
+    return {"values": values, "times": times, "options": options}
+
+
+def optuna_distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {}
+    for name, d in space.items():
+        log = bool(d.get("log")) or d.get("scale") == "log"
+        if d["type"] == "categorical":
+            out[name] = CategoricalDistribution(d["values"])
+        elif d["type"] == "int":
+            out[name] = IntDistribution(int(d["low"]), int(d["high"]), log=log)
+        else:
+            out[name] = FloatDistribution(float(d["low"]), float(d["high"]), log=log)
+    return out
+
+
+def make_optuna_sampler(name: str, seed: int) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    return getattr(optuna.samplers, OPTUNA[name])(seed=seed)
+
+
+def _run_optuna(name: str, problem: Problem, seed: int, budget: int, batch: int) -> dict[str, Any]:
+    import optuna
+
+    study = optuna.create_study(direction="minimize", sampler=make_optuna_sampler(name, seed))
+    dists = optuna_distributions(problem.space)
+    values: list[float] = []
+    times: list[float] = []
+    while len(values) < budget:
+        n = min(batch, budget - len(values))
+        t0 = time.perf_counter()
+        trials = [study.ask(dists) for _ in range(n)]
+        times.append((time.perf_counter() - t0) / n)
+        for trial in trials:
+            value = problem(trial.params)
+            study.tell(trial, value)
+            values.append(value)
+    return {"values": values, "times": times}
+
+
+def run_one(problem: str, optimizer: str, seed: int, batch: int, budget: int,
+            fresh: bool = False) -> dict[str, Any]:
+    """Run (or read from the cache) one run; written atomically so a crash loses nothing."""
+    single_thread()
+    prob = PROBLEMS[problem]
+    fp = fingerprint(optimizer, prob)
+    path = cache_path(problem, optimizer, seed, batch, budget)
+    if not fresh and (cached := load_cached(path, fp)) is not None:
+        return cached | {"cached": True}
+    runner = _run_optuna if optimizer in OPTUNA else _run_amtune
+    t0 = time.perf_counter()
+    result = runner(optimizer, prob, seed, budget, batch)
+    result |= {"problem": problem, "optimizer": optimizer, "seed": seed, "batch": batch,
+               "budget": budget, "optimum": prob.optimum, "fingerprint": fp,
+               "wall_s": round(time.perf_counter() - t0, 3)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
+    return result | {"cached": False}
