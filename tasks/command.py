@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tasks.failures import TrialFailure
-from tasks.objective import Outcome, Report
+from tasks.outcome import Outcome, Report
 
 MAX_OUTPUT = 1 << 20  # keep the last 1 MiB of a trial's output
 MAX_LINE = 1 << 16  # a "line" longer than this is cut (protects the line buffer)
@@ -165,6 +165,8 @@ def run_command(
     metrics are reported as they appear (``PYTHONUNBUFFERED=1`` is set unless the
     caller's environment sets it, so Python children do not hold lines back).
     """
+    if not command:
+        raise ValueError("objective.command: [] is empty (see check_objective)")
     argv = build_argv(command, params)
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     child_env["AMTUNE_PARAMS"] = params_json(params)
