@@ -1,6 +1,9 @@
 """Search strategies: pure numerics (numpy, scipy, scikit-learn), no Prefect or MLflow."""
 
-from strategies import random_search  # noqa: F401  (registers)
+from strategies import (
+    gp_ei,  # noqa: F401
+    random_search,  # noqa: F401  (registers)
+)
 from strategies.base import (
     Strategy,
     Trial,

@@ -1,0 +1,179 @@
+"""Behaviour of the gp_ei strategy and the numerics under it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+from scipy.special import ndtr
+
+from strategies import SearchSpace, Trial, make_strategy
+from strategies.acquisition import log_ei, log_ei_grad, log_h
+from strategies.gp import GP, _neg_log_posterior, fit_hyper, sq_diffs
+
+BRANIN_SPACE = {"x0": {"type": "float", "low": -5, "high": 10},
+                "x1": {"type": "float", "low": 0, "high": 15}}
+
+
+def branin(p: dict) -> float:
+    x0, x1 = p["x0"], p["x1"]
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x1 - b * x0**2 + c * x0 - 6) ** 2 + 10 * (1 - t) * math.cos(x0) + 10
+
+
+def _history(space: SearchSpace, f, n: int, seed: int = 0) -> list[Trial]:
+    strat = make_strategy("random", space, seed=seed)
+    points = strat.propose([], n)
+    return [Trial(p, f(p), "completed") for p in points]
+
+
+def _quad(p: dict) -> float:
+    return (p["x"] - 0.3) ** 2
+
+
+X_SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0, "high": 1}})
+
+
+def test_same_seed_and_history_give_same_batch() -> None:
+    space = SearchSpace.from_dict(BRANIN_SPACE)
+    hist = _history(space, branin, 12)
+    a = make_strategy("gp_ei", space, seed=3).propose(hist, 3)
+    b = make_strategy("gp_ei", space, seed=3).propose(hist, 3)
+    assert a == b
+    assert len(a) == 3
+
+
+def test_initial_design_is_sobol_and_continues_across_rounds() -> None:
+    space = SearchSpace.from_dict(BRANIN_SPACE)
+    strat = make_strategy("gp_ei", space, seed=1, n_initial=8)
+    first = strat.propose([], 4)
+    hist = [Trial(p, branin(p), "completed") for p in first]
+    second = strat.propose(hist, 4)
+    assert first + second == strat.propose([], 8)
+
+
+def test_batch_is_diverse_and_never_repeats() -> None:
+    space = SearchSpace.from_dict(BRANIN_SPACE)
+    hist = _history(space, branin, 12)
+    batch = make_strategy("gp_ei", space, seed=0).propose(hist, 5)
+    keys = [space.key(p) for p in batch]
+    assert len(set(keys)) == 5
+    assert not set(keys) & {space.key(t.params) for t in hist}
+    u = space.encode_many(batch)
+    dists = np.linalg.norm(u[:, None] - u[None], axis=-1)[np.triu_indices(5, 1)]
+    assert dists.min() > 0.01
+
+
+def test_running_trial_pushes_next_point_away() -> None:
+    hist = _history(X_SPACE, _quad, 8)
+    strat = make_strategy("gp_ei", X_SPACE, seed=0)
+    (alone,) = strat.propose(hist, 1)
+    assert abs(alone["x"] - 0.3) < 0.1  # the model found the optimum region
+    (nxt,) = strat.propose([*hist, Trial(alone, None, "running")], 1)
+    assert abs(nxt["x"] - alone["x"]) > 1e-3
+
+
+def test_failed_point_and_its_neighbourhood_are_avoided() -> None:
+    hist = _history(X_SPACE, _quad, 8)
+    strat = make_strategy("gp_ei", X_SPACE, seed=0)
+    (first,) = strat.propose(hist, 1)
+    failed = [*hist, Trial(first, None, "failed")]
+    batch = strat.propose(failed, 3)
+    assert all(abs(p["x"] - first["x"]) > 0.01 for p in batch)
+
+
+def test_int_and_categorical_values_are_valid() -> None:
+    space = SearchSpace.from_dict({
+        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        "depth": {"type": "int", "low": 1, "high": 40},
+        "leaves": {"type": "int", "low": 2, "high": 512, "log": True},
+        "kind": {"type": "categorical", "values": ["a", "b", True, 3]},
+    })
+
+    def f(p: dict) -> float:
+        bonus = {"a": 0.0, "b": 1.0, True: 0.5, 3: 2.0}[p["kind"]]
+        return (math.log10(p["lr"]) + 2) ** 2 + (p["depth"] - 7) ** 2 / 50 + bonus
+
+    hist = _history(space, f, 12)
+    batch = make_strategy("gp_ei", space, seed=0).propose(hist, 4)
+    assert len(batch) == 4
+    for p in batch:
+        assert isinstance(p["depth"], int) and 1 <= p["depth"] <= 40
+        assert isinstance(p["leaves"], int) and 2 <= p["leaves"] <= 512
+        assert any(p["kind"] == v and type(p["kind"]) is type(v) for v in ["a", "b", True, 3])
+        assert 1e-4 <= p["lr"] <= 1.0
+
+
+def test_small_discrete_space_is_exhausted_without_repeats() -> None:
+    space = SearchSpace.from_dict({"a": {"type": "int", "low": 0, "high": 3},
+                                   "b": {"type": "categorical", "values": ["x", "y", "z"]}})
+    hist = _history(space, lambda p: p["a"] + len(p["b"]), 10)
+    assert len({space.key(t.params) for t in hist}) == 10
+    batch = make_strategy("gp_ei", space, seed=0, n_initial=5).propose(hist, 5)
+    assert len(batch) == 2
+    keys = {space.key(p) for p in batch} | {space.key(t.params) for t in hist}
+    assert len(keys) == 12
+
+
+def test_beats_random_on_branin_over_seeds() -> None:
+    space = SearchSpace.from_dict(BRANIN_SPACE)
+    budget, optimum = 25, 0.397887
+
+    def regret(name: str, seed: int) -> float:
+        strat = make_strategy(name, space, seed=seed)
+        hist: list[Trial] = []
+        while len(hist) < budget:
+            for p in strat.propose(hist, 1):
+                hist.append(Trial(p, branin(p), "completed"))
+        return min(t.value for t in hist) - optimum
+
+    seeds = range(5)
+    gp = np.median([regret("gp_ei", s) for s in seeds])
+    rnd = np.median([regret("random", s) for s in seeds])
+    assert gp < 0.05 and gp < rnd / 10
+
+
+def test_log_h_is_stable_and_matches_the_naive_formula() -> None:
+    z = np.array([-1e4, -300.0, -40.0, -5.0, -1.0, -0.5, 0.0, 2.0, 30.0])
+    val, grad = log_h(z)
+    assert np.all(np.isfinite(val)) and np.all(np.isfinite(grad))
+    assert np.all(np.diff(val) > 0)  # EI grows with z
+    mid = np.abs(z) < 10
+    naive = np.log(z[mid] * ndtr(z[mid]) + np.exp(-0.5 * z[mid] ** 2) / math.sqrt(2 * math.pi))
+    np.testing.assert_allclose(val[mid], naive, rtol=1e-10)
+    np.testing.assert_allclose(grad[mid], ndtr(z[mid]) / np.exp(naive), rtol=1e-8)
+
+
+@pytest.fixture
+def mixed_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.random((25, 3))
+    x[:, 2] = (np.floor(x[:, 2] * 3) + 0.5) / 3
+    is_cat = np.array([False, False, True])
+    y = np.sin(6 * x[:, 0]) + x[:, 1] ** 2 + (x[:, 2] > 0.5)
+    return x, (y - y.mean()) / y.std(), is_cat
+
+
+def test_marginal_likelihood_gradient_matches_finite_differences(mixed_data) -> None:
+    x, y, is_cat = mixed_data
+    sq = sq_diffs(x, x, is_cat)
+    theta = np.array([0.3, -0.5, 0.2, 0.1, math.log(1e-2)])
+    _, grad = _neg_log_posterior(theta, sq, y)
+    fd = so.approx_fprime(theta, lambda t: _neg_log_posterior(t, sq, y)[0], 1e-6)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-4)
+
+
+def test_log_ei_gradient_matches_finite_differences(mixed_data) -> None:
+    x, y, is_cat = mixed_data
+    hyper = fit_hyper(x, y, is_cat)
+    gp = GP(x, y, np.full(len(y), hyper.noise), hyper, is_cat)
+    xq = np.array([[0.2, 0.7, x[0, 2]], [0.9, 0.1, x[1, 2]]])
+    _, grad = log_ei_grad(gp, xq, float(y.min()))
+    for j in (0, 1):
+        e = np.zeros(3)
+        e[j] = 1e-6
+        fd = (log_ei(gp, xq + e, float(y.min())) - log_ei(gp, xq - e, float(y.min()))) / 2e-6
+        np.testing.assert_allclose(grad[:, j], fd, rtol=1e-4, atol=1e-5)
+    assert np.all(grad[:, 2] == 0.0)  # categorical coordinates are searched, not followed
