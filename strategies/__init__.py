@@ -1,8 +1,10 @@
 """Search strategies: pure numerics (numpy, scipy, scikit-learn), no Prefect or MLflow."""
 
 from strategies import (
-    gp_ei,  # noqa: F401
+    gp_ei,  # noqa: F401  (registers)
+    grid,  # noqa: F401  (registers)
     random_search,  # noqa: F401  (registers)
+    sobol,  # noqa: F401  (registers)
 )
 from strategies.base import (
     Strategy,
