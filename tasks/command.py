@@ -28,7 +28,9 @@ MAX_LINE = 1 << 16  # a "line" longer than this is cut (protects the line buffer
 KILL_GRACE_S = 2.0  # SIGTERM first; SIGKILL whatever still runs after this
 DRAIN_S = 1.0  # after the child is gone, read what is left in the pipe for this long
 _POLL_S = 0.1  # how often a blocked read wakes up to see whether the child exited
-_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# What looks like a placeholder to the spec check: an identifier-like name in braces
+# (so JSON or other brace syntax inside an argument is not mistaken for one).
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
 _PYTHON = ("python", "python3")
 
 
@@ -42,7 +44,10 @@ def resolve_program(program: str) -> str:
 
 
 def placeholders(command: list[str]) -> set[str]:
-    """Names in ``{name}`` placeholders, e.g. for checking them against the space."""
+    """Identifier-like ``{name}`` placeholders, for checking them against the space.
+
+    Substitution itself only replaces ``{name}`` for the actual parameter names.
+    """
     return {m.group(1) for item in command for m in _PLACEHOLDER.finditer(item)}
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from typing import Any
 
-from tasks.command import resolve_program, run_command
+from tasks.command import placeholders, resolve_program, run_command
 from tasks.function import import_module, resolve_attr, run_function
 from tasks.outcome import Outcome, Report
 
@@ -56,11 +57,13 @@ def run_objective(
     )
 
 
-def check_objective(objective: Any) -> None:
+def check_objective(objective: Any, parameters: Iterable[str] | None = None) -> None:
     """Static checks for spec validation; raise ``ValueError`` with a user-facing message.
 
     Messages read ``objective.<field>: <value!r> <problem>; <what is allowed>``.
     Importing the function's module runs its top-level code, as running would.
+    Given the parameter names, ``{name}`` placeholders in a command must name one
+    of them: a misspelt placeholder would otherwise silently switch to append mode.
     """
     function = getattr(objective, "function", None)
     command = getattr(objective, "command", None)
@@ -81,6 +84,8 @@ def check_objective(objective: Any) -> None:
         _check_function(function)
         return
     _check_command(command)
+    if parameters is not None:
+        _check_placeholders(command, list(parameters))
     if metric not in names:
         raise ValueError(
             f"objective.metric: {metric!r} is not among the metric definitions "
@@ -135,6 +140,17 @@ def _check_command(command: Any) -> None:
             f"objective.command[0]: {command[0]!r} is not found; allowed: a program on "
             "PATH or a path to an existing executable file"
         )
+
+
+def _check_placeholders(command: list[str], parameters: list[str]) -> None:
+    for i, item in enumerate(command):
+        unknown = sorted(placeholders([item]) - set(parameters))
+        if unknown:
+            raise ValueError(
+                f"objective.command[{i}]: {item!r} has placeholder {{{unknown[0]}}} that names "
+                f"no parameter; allowed placeholders: "
+                f"{', '.join('{' + p + '}' for p in parameters) or 'none (no parameters)'}"
+            )
 
 
 def _check_metric_definitions(definitions: Any) -> set[str]:

@@ -159,3 +159,20 @@ def test_working_directory_modules_are_importable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
     check_objective(objective(function="cwd_objective_mod:f"))
+
+
+def test_placeholders_must_name_parameters_when_the_space_is_given():
+    spec = objective(command=["python", "t.py", "--lr={learning_rate}", "{x}"], metrics=[ACC])
+    check_objective(spec)  # without the parameter names, nothing to compare against
+    check_objective(spec, ["learning_rate", "x"])
+    with pytest.raises(ValueError) as info:
+        check_objective(spec, ["x", "y"])
+    assert str(info.value) == (
+        "objective.command[2]: '--lr={learning_rate}' has placeholder {learning_rate} that "
+        "names no parameter; allowed placeholders: {x}, {y}"
+    )
+
+
+def test_json_braces_are_not_placeholders():
+    spec = objective(command=["python", "t.py", '{"a": 1}', "{}", "{x}"], metrics=[ACC])
+    check_objective(spec, ["x"])
