@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks.problems import PROBLEMS, Problem
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS_ENV = "AMTUNE_BENCH_RESULTS"  # another cache directory, e.g. one shared by worktrees
 OPTUNA = {"optuna_gp": "GPSampler", "optuna_tpe": "TPESampler", "optuna_random": "RandomSampler"}
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -88,7 +89,8 @@ def fingerprint(optimizer: str, problem: Problem) -> str:
 
 
 def cache_path(problem: str, optimizer: str, seed: int, batch: int, budget: int) -> Path:
-    return RESULTS / problem / optimizer / f"n{budget}-b{batch}-s{seed}.json"
+    root = Path(os.environ.get(RESULTS_ENV) or RESULTS)
+    return root / problem / optimizer / f"n{budget}-b{batch}-s{seed}.json"
 
 
 def load_cached(path: Path, fp: str) -> dict[str, Any] | None:

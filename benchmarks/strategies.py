@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from benchmarks.problems import PROBLEMS
-from benchmarks.runners import OPTUNA, grid_points, run_one, single_thread
+from benchmarks.runners import OPTUNA, RESULTS_ENV, grid_points, run_one, single_thread
 
 _NEEDS_OPTUNA = (
     "optuna is not installed; the benchmark compares against Optuna's samplers.\n"
@@ -58,6 +58,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--quick", action="store_true", help="3 seeds, budget 30, batch 1")
     ap.add_argument("--fresh", action="store_true", help="ignore cached results")
+    ap.add_argument("--results", default=None,
+                    help=f"cache directory (default benchmarks/results, or ${RESULTS_ENV})")
     ap.add_argument("--timing", action="store_true",
                     help="only time one batch of 5 at 300 completed trials in 6-D")
     args = ap.parse_args(argv)
@@ -206,6 +208,8 @@ def timing(n_trials: int = 300, batch: int = 5, dim: int = 6, repeats: int = 3) 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
+    if args.results:
+        os.environ[RESULTS_ENV] = os.path.abspath(args.results)  # seen by the workers too
     if args.timing or any(o in OPTUNA for o in args.optimizers):
         _require_optuna()
     if args.timing:
