@@ -50,8 +50,11 @@ class Strategy(ABC):
         """Return up to ``n`` new points; never one already in ``history``."""
 
     def size(self) -> int | None:
-        """How many distinct points this strategy can ever propose (None: unbounded)."""
-        return None
+        """How many distinct points this strategy can ever propose (None: unbounded).
+
+        A finite space bounds every strategy, so a budget can default to it.
+        """
+        return self.space.size()
 
     def _seen(self, history: Iterable[Trial]) -> set[tuple[Any, ...]]:
         return {self.space.key(t.params) for t in history}

@@ -139,6 +139,13 @@ def test_finite_space_is_walked_without_repeats_until_exhausted(name: str, statu
     for params in rest:
         assert_valid(FINITE, params)
     assert strategy.propose([*past, *(Trial(params=p, value=0.0) for p in rest)], 3) == []
+    assert strategy.size() == FINITE.size()
+
+
+@names
+def test_size_is_unbounded_in_a_continuous_space_except_for_grid(name: str) -> None:
+    # grid with 2 points: 2 values for each of the five numeric parameters, 3 categories
+    assert make(name).size() == (2**5 * 3 if name == "grid" else None)
 
 
 @names
