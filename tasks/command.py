@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import selectors
@@ -167,8 +168,9 @@ def run_command(
     """Run one command trial; raise ``TrialFailure`` (with ``output``) if it fails.
 
     stdout and stderr are merged and read while the process runs, so intermediate
-    metrics are reported as they appear (``PYTHONUNBUFFERED=1`` is set unless the
-    caller's environment sets it, so Python children do not hold lines back).
+    metrics are reported as they appear (``PYTHONUNBUFFERED=1`` is set unless
+    ``env`` says otherwise, so Python children do not hold lines back). ``env`` is
+    merged over ``os.environ``; ``AMTUNE_PARAMS`` always holds the params as JSON.
     """
     if not command:
         raise ValueError("objective.command: [] is empty (see check_objective)")
@@ -229,7 +231,7 @@ def run_command(
             f"no output line matched the regex of objective metric {metric!r}: {out.last_line()}",
             output=output,
         )
-    if parser.final[metric] != parser.final[metric] or abs(parser.final[metric]) == float("inf"):
+    if not math.isfinite(parser.final[metric]):
         raise TrialFailure(
             "invalid_metric",
             f"objective metric {metric!r} is {parser.final[metric]}",
@@ -309,7 +311,11 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole group, give it a grace period, then SIGKILL it and reap."""
+    """SIGTERM the whole group, then SIGKILL it once the leader is gone or after the grace.
+
+    Grandchildren get as long as the leader to clean up: a zombie leader still
+    counts as a group member, so the group's emptiness cannot be watched cheaply.
+    """
     _kill_group(proc, signal.SIGTERM)
     end = time.monotonic() + KILL_GRACE_S
     while not _exited(proc) and time.monotonic() < end:
