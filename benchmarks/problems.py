@@ -147,7 +147,7 @@ _SHRINK_OFFSET = {True: 0.0, False: 0.25}
 
 
 def mixed6(params: Params) -> float:
-    kernel, shrink = params["kernel"], bool(params["shrinking"])
+    kernel, shrink = params["kernel"], params["shrinking"] is True
     x = float(params["x"])
     lr = math.log10(float(params["lr"]))
     depth, width = int(params["depth"]), int(params["width"])
