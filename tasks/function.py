@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tasks.failures import TrialFailure
-from tasks.outcome import Outcome, Report
+from tasks.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
 
 
 def load_function(ref: str) -> Callable[..., Any]:
@@ -83,8 +83,10 @@ def final_metrics(result: Any, metric: str, reported: Mapping[str, float]) -> di
     if isinstance(result, Mapping):
         metrics = dict(reported)
         for key, value in result.items():
-            if not isinstance(key, str):
-                raise TrialFailure("invalid_metric", f"metric name {key!r} is not a string")
+            if not valid_metric_name(key):
+                raise TrialFailure(
+                    "invalid_metric", f"metric name {key!r} is not valid; use {METRIC_NAME_RULE}"
+                )
             metrics[key] = _as_number(key, value)
         if metric not in result:
             raise TrialFailure(
@@ -126,6 +128,8 @@ class _Reporter:
             raise TypeError(f"report(step, **metrics): step must be an int, got {step!r}")
         values = {}
         for name, value in metrics.items():
+            if not valid_metric_name(name):
+                raise TypeError(f"report(): metric name {name!r} is not valid; {METRIC_NAME_RULE}")
             if isinstance(value, bool | str | bytes):
                 raise TypeError(f"report(): metric {name!r} must be a number, got {value!r}")
             values[name] = float(value)

@@ -17,13 +17,11 @@ from typing import Any
 
 from tasks.command import placeholders, resolve_program, run_command
 from tasks.function import import_module, resolve_attr, run_function
-from tasks.outcome import Outcome, Report
+from tasks.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
 
 __all__ = ["Outcome", "Report", "check_objective", "run_objective"]
 
 _FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-# MLflow's own rule for metric names.
-_METRIC_NAME = re.compile(r"^[\w\-./ ]+$")
 
 
 def run_objective(
@@ -74,10 +72,9 @@ def check_objective(objective: Any, parameters: Iterable[str] | None = None) -> 
             "set exactly one: function ('module:attr') or command (an argv list)"
         )
     metric = objective.metric
-    if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
+    if not valid_metric_name(metric):
         raise ValueError(
-            f"objective.metric: {metric!r} is not a valid metric name; "
-            "use letters, digits, spaces and _ - . /"
+            f"objective.metric: {metric!r} is not a valid metric name; use {METRIC_NAME_RULE}"
         )
     names = _check_metric_definitions(getattr(objective, "metrics", None) or [])
     if function is not None:
@@ -157,10 +154,10 @@ def _check_metric_definitions(definitions: Any) -> set[str]:
     names: set[str] = set()
     for i, definition in enumerate(definitions):
         name, regex = getattr(definition, "name", None), getattr(definition, "regex", None)
-        if not isinstance(name, str) or not _METRIC_NAME.match(name):
+        if not valid_metric_name(name):
             raise ValueError(
                 f"objective.metrics[{i}].name: {name!r} is not a valid metric name; "
-                "use letters, digits, spaces and _ - . /"
+                f"use {METRIC_NAME_RULE}"
             )
         if name in names:
             raise ValueError(

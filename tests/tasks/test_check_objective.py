@@ -135,6 +135,8 @@ def test_existing_executable_path_passes(tmp_path):
             "objective.metric: 'loss' is not among the metric definitions []",
         ),
         (objective(function="m:f", metric=""), "objective.metric: '' is not a valid metric name"),
+        (objective(function="m:f", metric="a/../b"), "objective.metric: 'a/../b' is not a valid"),
+        (objective(function="m:f", metric="/acc"), "objective.metric: '/acc' is not a valid"),
     ],
 )
 def test_problems_name_field_value_and_what_is_allowed(spec, message):
