@@ -28,7 +28,8 @@ MAX_OUTPUT = 1 << 20  # keep the last 1 MiB of a trial's output
 MAX_LINE = 1 << 16  # a "line" longer than this is cut (protects the line buffer)
 KILL_GRACE_S = 2.0  # SIGTERM first; SIGKILL whatever still runs after this
 DRAIN_S = 1.0  # after the child is gone, read what is left in the pipe for this long
-_POLL_S = 0.1  # how often a blocked read wakes up to see whether the child exited
+_POLL_S = 0.02  # without a pidfd: how often a blocked read checks whether the child exited
+_SAFETY_S = 1.0  # with a pidfd: re-check anyway now and then
 # What looks like a placeholder to the spec check: an identifier-like name in braces
 # (so JSON or other brace syntax inside an argument is not mistaken for one).
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
@@ -249,48 +250,71 @@ def _pump(
     pipe open forever, and a child may close its output and keep running. Exit is
     detected without reaping (``WNOWAIT``) so the process-group id stays reserved
     until the group has been killed. Whatever is left of the group when the child
-    exits is killed too: a finished trial leaves nothing running.
+    exits is killed too: a finished trial leaves nothing running. On Linux a pidfd
+    wakes the loop the moment the child exits; elsewhere it polls.
     """
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        eof = False
-        while not _exited(proc):
-            wait = _POLL_S
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    _stop(proc)
-                    _drain(sel, fd, out, parser)
-                    return True
-                wait = min(wait, left)
-            if eof:
-                time.sleep(wait)
-            elif sel.select(wait):
-                chunk = os.read(fd, 65536)
-                eof = not chunk
-                for line in out.add(chunk):
-                    parser.feed(line)
+    exit_fd = _pidfd(proc)
+    cap = _SAFETY_S if exit_fd is not None else _POLL_S
+    reading = timed_out = False
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            reading = True
+            if exit_fd is not None:
+                sel.register(exit_fd, selectors.EVENT_READ)
+            while not _exited(proc):
+                wait = cap
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        timed_out = True
+                        break
+                for key, _ in sel.select(wait):
+                    if key.fd != fd:
+                        continue  # the pidfd: the loop condition sees the exit
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        sel.unregister(fd)
+                        reading = False
+                    for line in out.add(chunk):
+                        parser.feed(line)
+    finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
+    if timed_out:
+        _stop(proc)
+    else:
         _kill_group(proc, signal.SIGKILL)
         proc.wait()
-        if not eof:
-            _drain(sel, fd, out, parser)  # the pipe still holds the child's last lines
-    return False
+    if reading:
+        _drain(fd, out, parser)  # the pipe still holds the child's last lines
+    return timed_out
 
 
-def _drain(sel: selectors.BaseSelector, fd: int, out: _Output, parser: _Metrics) -> None:
+def _drain(fd: int, out: _Output, parser: _Metrics) -> None:
     """Read what the pipe still holds, bounded in time (an escaped process may keep it open)."""
     end = time.monotonic() + DRAIN_S
-    while (left := end - time.monotonic()) > 0:
-        if not sel.select(min(left, _POLL_S)):
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return
-        for line in out.add(chunk):
-            parser.feed(line)
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while (left := end - time.monotonic()) > 0:
+            if not sel.select(left):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            for line in out.add(chunk):
+                parser.feed(line)
+
+
+def _pidfd(proc: subprocess.Popen[bytes]) -> int | None:
+    """A file descriptor that becomes readable when the child exits (Linux >= 5.3)."""
+    try:
+        return os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        return None
 
 
 def _exited(proc: subprocess.Popen[bytes]) -> bool:

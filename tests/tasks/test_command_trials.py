@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 import time
@@ -38,6 +39,18 @@ def fail(objective, params, **kw) -> TrialFailure:
 
 def printed_argv(outcome) -> list[str]:
     return json.loads(outcome.output.splitlines()[0])
+
+
+@pytest.fixture(params=["pidfd", "polling"])
+def exit_watch(request, monkeypatch):
+    """Run a lifecycle test both with Linux's pidfd and with the portable polling."""
+    import tasks.command
+
+    if request.param == "polling":
+        monkeypatch.setattr(tasks.command, "_pidfd", lambda proc: None)
+    elif not hasattr(os, "pidfd_open"):
+        pytest.skip("os.pidfd_open is not available on this platform")
+    return request.param
 
 
 # ------------------------------------------------------------------ argv and environment
@@ -172,7 +185,7 @@ def test_non_numeric_match_is_ignored():
     assert out.metrics == {"acc": 0.25}
 
 
-def test_metrics_are_reported_while_the_process_runs(tmp_path):
+def test_metrics_are_reported_while_the_process_runs(tmp_path, exit_watch):
     flag = tmp_path / "go"
     body = f"""
         import os, time
@@ -213,7 +226,7 @@ def test_output_is_bounded(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ failures
 
 
-def test_exit_code(tmp_path):
+def test_exit_code(tmp_path, exit_watch):
     path = script(
         tmp_path,
         "import sys\nprint('acc=0.9')\nprint('CUDA error: boom', file=sys.stderr)\nsys.exit(3)\n",
@@ -225,7 +238,7 @@ def test_exit_code(tmp_path):
     assert "acc=0.9" in failure.output
 
 
-def test_killed_by_signal(tmp_path):
+def test_killed_by_signal(tmp_path, exit_watch):
     path = script(
         tmp_path,
         "import os, signal\nprint('acc=0.9', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n",
@@ -297,7 +310,7 @@ def assert_dead(pid: int) -> None:
     raise AssertionError(f"process {pid} still running")
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path):
+def test_timeout_kills_the_whole_process_group(tmp_path, exit_watch):
     pids = tmp_path / "pids"
     body = f"""
         import subprocess, sys, os, time
@@ -331,7 +344,7 @@ def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path, monkeypa
     assert_dead(int(pids.read_text()))
 
 
-def test_leftover_background_process_is_killed_when_the_trial_ends(tmp_path):
+def test_leftover_background_process_is_killed_when_the_trial_ends(tmp_path, exit_watch):
     pids = tmp_path / "pids"
     # The grandchild keeps the output pipe open; the trial must still end with its parent.
     body = f"""
@@ -345,7 +358,7 @@ def test_leftover_background_process_is_killed_when_the_trial_ends(tmp_path):
     assert_dead(int(pids.read_text()))
 
 
-def test_child_that_closes_its_output_is_still_waited_for(tmp_path):
+def test_child_that_closes_its_output_is_still_waited_for(tmp_path, exit_watch):
     body = """
         import os, sys, time
         print("acc=0.5", flush=True)
