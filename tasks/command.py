@@ -53,12 +53,6 @@ def placeholders(command: list[str]) -> set[str]:
     return {m.group(1) for item in command for m in _PLACEHOLDER.finditer(item)}
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return repr(value)  # keep "1.0", not "1", so the type survives the trip
-    return str(value)
-
-
 def build_argv(command: list[str], params: Mapping[str, Any]) -> list[str]:
     """Substitute ``{name}`` placeholders, or append ``--name value`` when there are none.
 
@@ -73,9 +67,9 @@ def build_argv(command: list[str], params: Mapping[str, Any]) -> list[str]:
     pattern = re.compile("|".join(re.escape("{" + name + "}") for name in names))
     if not any(pattern.search(item) for item in argv):
         for name, value in params.items():
-            argv += [f"--{name}", _format(value)]
+            argv += [f"--{name}", str(value)]
         return argv
-    return [pattern.sub(lambda m: _format(params[m.group(0)[1:-1]]), item) for item in argv]
+    return [pattern.sub(lambda m: str(params[m.group(0)[1:-1]]), item) for item in argv]
 
 
 def params_json(params: Mapping[str, Any]) -> str:
