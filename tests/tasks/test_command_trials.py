@@ -368,3 +368,16 @@ def test_child_that_closes_its_output_is_still_waited_for(tmp_path, exit_watch):
         """
     failure = fail(cmd(["python", script(tmp_path, body)]), {}, timeout_s=30)
     assert (failure.cause, failure.exit_code) == ("exit_code", 5)
+
+
+def test_undecodable_bytes_and_huge_lines_do_not_break_parsing(monkeypatch):
+    import tasks.command
+
+    monkeypatch.setattr(tasks.command, "MAX_LINE", 1000)
+    body = (
+        "import sys; w = sys.stdout.buffer.write; w(b'\\xff\\xfe garbage\\n'); "
+        "w(b'x' * 5000); w(b'\\nacc=0.5\\n')"
+    )
+    out = run_objective(cmd(["python", "-c", body]), {})
+    assert out.metrics == {"acc": 0.5}
+    assert out.output.startswith("\ufffd\ufffd garbage\n")
