@@ -1,0 +1,1 @@
+"""Prefect tasks and the glue around them: objectives, tracking, proposing, trials."""

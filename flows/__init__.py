@@ -1,0 +1,1 @@
+"""Prefect flows (the study and its rounds), the spec and the command line."""

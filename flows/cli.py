@@ -1,0 +1,138 @@
+"""The ``amtune`` command: run, validate and inspect studies.
+
+Exit codes: 0 the study completed (failed trials included), 2 invalid input (one
+line on stderr naming the field, the value and what is allowed), 1 the study could
+not run. Prefect is imported only when a flow runs, after its quiet defaults are set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+# Quiet, offline defaults; a user's own environment wins.
+QUIET_ENV = {
+    "PREFECT_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Automatic model tuning as a Prefect pipeline, tracked in MLflow.")
+
+
+def quiet_defaults() -> None:
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    import logging
+
+    for name in ("mlflow", "alembic"):  # schema-creation chatter on a new database
+        logging.getLogger(name).setLevel(logging.WARNING)
+    cwd = os.getcwd()  # `module:attr` objectives are imported from the working directory
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    typer.echo(f"amtune: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _load(spec_path: Path) -> Any:
+    from flows.spec import SpecError, load_spec
+
+    try:
+        return load_spec(spec_path)
+    except SpecError as err:
+        raise _fail(2, str(err)) from None
+
+
+@app.command()
+def validate(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")]) -> None:
+    """Check a spec without running anything."""
+    quiet_defaults()
+    s = _load(spec)
+    typer.echo(f"{spec}: valid study {s.name!r} ({len(s.parameters)} parameters, "
+               f"strategy {s.strategy.name}, {s.budget.max_trials} trials)")
+
+
+@app.command()
+def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
+        max_trials: Annotated[int | None, typer.Option(min=1, help="Override (or extend) the "
+                                                       "trial budget")] = None,
+        tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+        ) -> None:
+    """Run a study, or resume it if it exists and is unfinished (or extended)."""
+    quiet_defaults()
+    from flows.spec import SpecError
+
+    s = _load(spec)
+    try:
+        s = s.with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
+    except SpecError as err:
+        raise _fail(2, str(err)) from None
+    from flows import progress
+    from flows.study import study_flow
+
+    reporter = progress.Reporter(s.objective.metric, s.sign, s.budget.max_trials)
+    progress.install(reporter)
+    try:
+        with reporter:
+            result = study_flow(spec=s.model_dump(mode="json"))
+    except SpecError as err:
+        raise _fail(2, str(err)) from None
+    except KeyboardInterrupt:
+        raise _fail(1, "interrupted; run the same command again to resume") from None
+    except Exception as err:  # the study could not run: say why, briefly
+        raise _fail(1, f"study {s.name!r} could not run: {type(err).__name__}: {err}") from None
+    finally:
+        progress.install(None)
+    typer.echo(f"study {result.study}: {result.trials} trials ({result.failed} failed), "
+               f"stopped by {result.reason}")
+    if result.best_value is not None:
+        typer.echo(f"best {s.objective.metric} = {result.best_value:.6g} with "
+                   f"{json.dumps(result.best_params, sort_keys=True)}")
+    typer.echo(f"mlflow: experiment {result.experiment_id}, run {result.parent_run_id} "
+               f"({s.tracking.uri})")
+
+
+@app.command()
+def results(study: Annotated[str, typer.Argument(help="Study name")],
+            tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI")]
+            = "sqlite:///mlflow.db",
+            top: Annotated[int, typer.Option(min=1, help="Rows to show")] = 10,
+            csv: Annotated[Path | None, typer.Option(help="Write all trials to this CSV")] = None,
+            as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+            ) -> None:
+    """Show the best trial and the top trials of a study from MLflow."""
+    quiet_defaults()
+    from flows.results import load_results, render
+
+    try:
+        data = load_results(study, tracking_uri)
+    except LookupError as err:
+        raise _fail(2, str(err)) from None
+    if csv is not None:
+        from flows.summary import trials_csv
+
+        csv.write_text(trials_csv(data.records), encoding="utf-8")
+    render(data, top=top, as_json=as_json)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""``amtune results``: a study's trials as MLflow holds them, best first."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from strategies import SearchSpace
+from tasks import tracking
+from tasks.tracking import TrialRecord
+
+
+@dataclass
+class StudyResults:
+    study: str
+    metric: str
+    sign: float
+    reason: str | None
+    status: str
+    records: list[TrialRecord]
+
+
+def load_results(study: str, uri: str) -> StudyResults:
+    path = tracking._sqlite_path(uri)
+    if path is not None and not path.exists():
+        raise LookupError(f"--tracking-uri: {uri!r} — no such database; run a study first")
+    run = tracking.find_study(uri, study)
+    if run is None:
+        raise LookupError(f"study: {study!r} — no such study in {uri}")
+    space = SearchSpace.from_dict(tracking.stored_space(run) or {})
+    metric = run.tags.get("amtune.metric", "value")
+    sign = -1.0 if run.tags.get("amtune.direction") == "maximize" else 1.0
+    records = tracking.read_trials(uri, run, space, metric)
+    return StudyResults(study, metric, sign, run.tags.get("amtune.completion_reason"),
+                        run.status, records)
+
+
+def ranked(data: StudyResults) -> list[TrialRecord]:
+    done = [r for r in data.records if r.status == "completed" and r.value is not None]
+    return sorted(done, key=lambda r: (data.sign * r.value, r.number))  # type: ignore[operator]
+
+
+def render(data: StudyResults, *, top: int, as_json: bool) -> None:
+    best = ranked(data)
+    n = sum(r.status in ("completed", "failed") for r in data.records)
+    failed = sum(r.status == "failed" for r in data.records)
+    if as_json:
+        print(json.dumps({
+            "study": data.study, "metric": data.metric, "status": data.status,
+            "reason": data.reason, "trials": n, "failed": failed,
+            "best": ({"number": best[0].number, "value": best[0].value,
+                      "params": best[0].params} if best else None),
+            "top": [{"number": r.number, "value": r.value, "params": r.params,
+                     "attempts": r.attempts} for r in best[:top]]}, indent=2))
+        return
+    console = Console()
+    console.print(f"study {data.study}: {n} trials ({failed} failed), status {data.status}"
+                  + (f", stopped by {data.reason}" if data.reason else ""))
+    if not best:
+        console.print("no completed trial")
+        return
+    names = list(best[0].params)
+    table = Table("trial", data.metric, *names, "attempts")
+    for r in best[:top]:
+        table.add_row(str(r.number), f"{r.value:.6g}", *(str(r.params[k]) for k in names),
+                      str(r.attempts))
+    console.print(table)

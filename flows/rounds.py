@@ -1,0 +1,84 @@
+"""One round: read the history from MLflow, propose a batch, run it in parallel.
+
+A failed trial never fails its round: its task run ends Failed (so Prefect and
+MLflow agree) and the round records it as a failed trial instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import prefect.context
+from prefect import flow, unmapped
+from prefect.futures import PrefectFuture, as_completed
+from prefect.settings import get_current_settings
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows import progress
+from tasks.context import PlannedTrial, StudyHandle
+from tasks.failures import TrialFailure
+from tasks.propose import load_history, propose_batch
+from tasks.tracking import TrialRecord
+from tasks.trial import trial_task
+
+
+@dataclass
+class RoundResult:
+    history: list[TrialRecord]  # as read at the start of the round, plus this round's trials
+    proposed: int
+    trials: list[TrialRecord] = field(default_factory=list)
+
+
+@flow(name="round", validate_parameters=False, persist_result=False, log_prints=False)
+def round_flow(handle: StudyHandle, k: int, n: int) -> RoundResult:
+    history = load_history(handle)
+    planned = propose_batch(handle, history, n, k)
+    if not planned:
+        return RoundResult(history, 0)
+    futures = trial_task(handle).map(
+        unmapped(handle), [p.number for p in planned], unmapped(k),
+        [p.run_id for p in planned], [p.params for p in planned])
+    by_future = {id(f): p for f, p in zip(futures, planned, strict=True)}
+    done: list[TrialRecord] = []
+    for fut in as_completed(list(futures)):
+        rec = _record(fut, by_future[id(fut)])
+        done.append(rec)
+        progress.trial_done(rec)
+    done.sort(key=lambda r: r.number)
+    return RoundResult(history + done, len(planned), done)
+
+
+def _record(fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> TrialRecord:
+    """The trial's record; a finally failed task run becomes a failed trial, not an error."""
+    try:
+        return fut.result()
+    except Exception as err:  # the task run is Failed; MLflow already has the FAILED run
+        reason = str(err) if isinstance(err, TrialFailure) else f"{type(err).__name__}: {err}"
+    return TrialRecord(number=plan.number, round=plan.round, status="failed", run_id=plan.run_id,
+                       params=dict(plan.params), reason=reason)
+
+
+@contextmanager
+def _no_heartbeat() -> Iterator[None]:
+    """Run a round without the flow heartbeat thread.
+
+    Prefect 3.9 joins that thread at the end of every flow run and it sleeps in 1 s
+    steps, so each round would pay up to a second; the study flow keeps its own
+    heartbeat, which is the one crash detection needs.
+    """
+    settings = get_current_settings()
+    quiet = settings.model_copy(
+        update={"flows": settings.flows.model_copy(update={"heartbeat_frequency": None})})
+    profile = prefect.context.get_settings_context().profile
+    with prefect.context.SettingsContext(profile=profile, settings=quiet):
+        yield
+
+
+def run_round(handle: StudyHandle, k: int, n: int, max_parallel: int) -> RoundResult:
+    """Run round ``k`` as a subflow named ``round-<k>`` with at most ``max_parallel`` trials."""
+    sub = round_flow.with_options(flow_run_name=f"round-{k}",
+                                  task_runner=ThreadPoolTaskRunner(max_workers=max_parallel))
+    with _no_heartbeat():
+        return sub(handle, k, n)

@@ -1,0 +1,195 @@
+"""The study spec: one pydantic model of the whole YAML file, checked before anything runs.
+
+Every user error comes out as one :class:`SpecError` whose message names the field
+path, the value and what is allowed, so the CLI can print it without a traceback.
+Structure and types are pydantic's job; the search space, the strategy and the
+objective are checked by the code that will use them (``SearchSpace.from_dict``,
+``make_strategy``, ``check_objective``) so the spec never drifts from what runs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from strategies import SearchSpace, make_strategy
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+class SpecError(ValueError):
+    """An invalid spec; ``str(error)`` is the message shown to the user."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricDef(_Model):
+    """A metric read from a command's output: the first regex group of a matching line."""
+
+    name: str = Field(min_length=1)
+    regex: str = Field(min_length=1)
+
+
+class Objective(_Model):
+    function: str | None = None
+    command: list[str] | None = Field(default=None, min_length=1)
+    metric: str = Field(min_length=1)
+    direction: Literal["minimize", "maximize"] = "minimize"
+    metrics: list[MetricDef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Objective:
+        if (self.function is None) == (self.command is None):
+            raise ValueError("give exactly one of objective.function or objective.command")
+        return self
+
+
+class StrategySpec(_Model):
+    name: str = "random"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Budget(_Model):
+    max_trials: int = Field(default=20, ge=1)
+    max_parallel: int = Field(default=1, ge=1, le=256)
+    max_runtime_s: float | None = Field(default=None, gt=0)
+    target: float | None = None
+    patience: int | None = Field(default=None, ge=1)
+    max_failed_trials: int | None = Field(default=None, ge=1)
+
+
+class TrialSpec(_Model):
+    retries: int = Field(default=0, ge=0, le=50)
+    retry_delay_s: float = Field(default=1.0, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    retry_on: list[str] | None = None
+
+
+class Tracking(_Model):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str | None = None
+
+
+class StudySpec(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    objective: Objective
+    parameters: dict[str, Any]
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: Budget = Field(default_factory=Budget)
+    trial: TrialSpec = Field(default_factory=TrialSpec)
+    seed: int = 0
+    tracking: Tracking = Field(default_factory=Tracking)
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_dict(self.parameters)
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.name
+
+    @property
+    def sign(self) -> float:
+        """The one place maximisation is handled: internal values are ``sign * metric``."""
+        return -1.0 if self.objective.direction == "maximize" else 1.0
+
+    def with_overrides(self, *, max_trials: int | None = None,
+                       tracking_uri: str | None = None) -> StudySpec:
+        data = self.model_dump()
+        if max_trials is not None:
+            data["budget"]["max_trials"] = max_trials
+        if tracking_uri is not None:
+            data["tracking"]["uri"] = tracking_uri
+        return validate_spec(data)
+
+
+_ALLOWED_HINTS = {
+    "extra_forbidden": "unknown key",
+    "missing": "required",
+    "literal_error": "allowed: {expected}",
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "string_pattern_mismatch": "must match {pattern} (letters, digits, . _ -)",
+    "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
+}
+
+
+def _format_pydantic(err: ValidationError, data: Any) -> str:
+    e = err.errors(include_url=False)[0]
+    path = ".".join(str(p) for p in e["loc"]) or "spec"
+    ctx = e.get("ctx") or {}
+    hint = _ALLOWED_HINTS.get(e["type"])
+    if hint is not None:
+        try:
+            hint = hint.format(**ctx)
+        except (KeyError, IndexError):
+            hint = None
+    if hint is None:
+        hint = re.sub(r"^Value error, ", "", e["msg"])
+    if e["type"] == "extra_forbidden":
+        hint = f"unknown key; allowed keys: {', '.join(_known_keys(e['loc']))}"
+    if e["type"] == "missing":
+        return f"{path}: missing — this field is required"
+    return f"{path}: {e.get('input')!r} — {hint}"
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = StudySpec
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif field is not None and str(part) == "metrics":
+            model = MetricDef
+        elif str(part).isdigit():
+            continue
+    return sorted(model.model_fields)
+
+
+def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
+    """Validate a spec dict; raises SpecError with a one-line message."""
+    if not isinstance(data, dict):
+        raise SpecError(f"spec: {type(data).__name__} — the spec must be a mapping of keys")
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_pydantic(err, data)) from None
+    try:
+        space = spec.space
+        make_strategy(spec.strategy.name, space, seed=spec.seed, **spec.strategy.options)
+    except (ValueError, TypeError) as err:  # SpaceError is a ValueError naming its field
+        raise SpecError(str(err)) from None
+    if check_objective:
+        from tasks.objective import check_objective as check
+
+        try:
+            check(spec.objective)
+        except ValueError as err:
+            raise SpecError(str(err)) from None
+    return spec
+
+
+def load_spec(path: str | Path, *, check_objective: bool = True) -> StudySpec:
+    """Read a YAML spec file safely (no Python object tags) and validate it."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"spec: {str(path)!r} — cannot read the file ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise SpecError(f"spec: {str(path)!r} — not valid YAML{where}: {problem}") from None
+    return validate_spec(data, check_objective=check_objective)

@@ -1,0 +1,125 @@
+"""The study flow: open (or resume) the study in MLflow, run rounds until done, summarise.
+
+Nothing is kept between rounds but what MLflow holds, so a study killed at any
+point is resumed by running it again: RUNNING trials left by the crash are closed
+as KILLED (not counted) and their slots proposed again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow
+
+from flows import progress, summary
+from flows.completion import best_trial, stop_reason
+from flows.rounds import run_round
+from flows.spec import SpecError, StudySpec, validate_spec
+from tasks import tracking
+from tasks.context import StudyHandle, counted
+from tasks.tracking import TrialRecord
+
+
+@dataclass
+class StudyResult:
+    study: str
+    reason: str
+    trials: int
+    failed: int
+    best_value: float | None
+    best_params: dict[str, Any] | None
+    parent_run_id: str
+    experiment_id: str
+
+
+def space_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """A one-line description of how a stored search space differs from the spec's."""
+    added = [k for k in new if k not in old]
+    removed = [k for k in old if k not in new]
+    if added or removed:
+        parts = [f"added {added}" if added else "", f"removed {removed}" if removed else ""]
+        return "; ".join(p for p in parts if p)
+    for k in new:
+        if old[k] != new[k]:
+            return f"parameters.{k} changed from {old[k]} to {new[k]}"
+    return None
+
+
+def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
+    """Find or create the parent run; returns the handle, the history and whether it resumed."""
+    uri, space = spec.tracking.uri, spec.space
+    exp_id = tracking.ensure_experiment(uri, spec.experiment)
+    run = tracking.find_study(uri, spec.name, exp_id)
+    resumed = run is not None
+    if run is None:
+        run = tracking.create_study(
+            uri, exp_id, spec.name, space,
+            {"amtune.strategy": spec.strategy.name, "amtune.metric": spec.objective.metric,
+             "amtune.direction": spec.objective.direction},
+            spec.model_dump(mode="json"))
+    else:
+        stored = tracking.stored_space(run)
+        change = None if stored is None else space_change(stored, space.to_dict())
+        if change is not None:
+            raise SpecError(
+                f"parameters: the search space of study {spec.name!r} changed ({change}) — "
+                "a study keeps its space; use a new study name")
+    handle = StudyHandle(
+        uri=uri, experiment_id=exp_id, parent_id=run.run_id, study=spec.name,
+        space=space.to_dict(), metric=spec.objective.metric, sign=spec.sign,
+        strategy=spec.strategy.name, strategy_options=dict(spec.strategy.options),
+        seed=spec.seed, objective=spec.objective, retries=spec.trial.retries,
+        retry_delay_s=spec.trial.retry_delay_s,
+        retry_on=tuple(spec.trial.retry_on) if spec.trial.retry_on is not None else None,
+        timeout_s=spec.trial.timeout_s)
+    records = tracking.read_trials(uri, run, space, spec.objective.metric)
+    stale = [r for r in records if r.status == "running"]
+    if stale:
+        tracking.close_stale_trials(uri, stale, "killed: left running by an interrupted study")
+        records = [r for r in records if r.status != "running"]
+    if resumed and run.status != "RUNNING":
+        tracking.reopen_study(uri, run.run_id)
+    return handle, records, resumed
+
+
+@flow(name="amtune-study", persist_result=False, log_prints=False)
+def study_flow(spec: dict[str, Any], max_trials: int | None = None,
+               tracking_uri: str | None = None) -> StudyResult:
+    """Run (or resume) one study described by a spec dict."""
+    s = validate_spec(spec).with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
+    handle, records, _ = open_study(s)
+    b = s.budget
+    start = time.monotonic()
+    k = max((r.round for r in records), default=-1) + 1
+    rep = progress.current()
+    if rep is not None:
+        best = best_trial(records, s.sign)
+        rep.total, rep.done = b.max_trials, len(counted(records))
+        rep.failed = sum(r.status == "failed" for r in records)
+        rep.best = best.value if best else None
+    art = summary.start_progress()
+    while True:
+        reason = stop_reason(records, sign=s.sign, max_trials=b.max_trials,
+                             max_runtime_s=b.max_runtime_s, elapsed_s=time.monotonic() - start,
+                             target=b.target, patience=b.patience,
+                             max_failed_trials=b.max_failed_trials)
+        if reason is not None:
+            break
+        n = min(b.max_parallel, b.max_trials - len(counted(records)))
+        result = run_round(handle, k, n, b.max_parallel)
+        records = [r for r in result.history if r.status != "running"]
+        k += 1
+        summary.update_progress(art, len(counted(records)), b.max_trials)
+        if result.proposed == 0:
+            reason = "space_exhausted"
+            break
+    best = summary.finish(handle, records, reason)
+    tracking.end_study(handle.uri, handle.parent_id)
+    done = counted(records)
+    return StudyResult(
+        study=s.name, reason=reason, trials=len(done),
+        failed=sum(r.status == "failed" for r in done),
+        best_value=best.value if best else None, best_params=best.params if best else None,
+        parent_run_id=handle.parent_id, experiment_id=handle.experiment_id)

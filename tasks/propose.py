@@ -1,0 +1,50 @@
+"""The two planning tasks of a round: read the history back, propose the next batch."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from strategies import make_strategy
+from tasks import tracking
+from tasks.context import PlannedTrial, StudyHandle, counted, to_trials
+from tasks.tracking import TrialRecord
+
+
+@task(name="load_history", cache_policy=NO_CACHE, persist_result=False)
+def load_history(handle: StudyHandle) -> list[TrialRecord]:
+    """Every trial of the study as MLflow holds it (params decoded to their types)."""
+    study = tracking.StudyRun(handle.parent_id, handle.experiment_id, "RUNNING", {})
+    return tracking.read_trials(handle.uri, study, handle.search_space, handle.metric)
+
+
+def free_numbers(records: list[TrialRecord], n: int) -> list[int]:
+    """The lowest trial numbers not held by a counted trial (a killed trial's number is reused)."""
+    used = {r.number for r in counted(records)}
+    out: list[int] = []
+    k = 0
+    while len(out) < n:
+        if k not in used:
+            out.append(k)
+        k += 1
+    return out
+
+
+@task(name="propose_batch", cache_policy=NO_CACHE, persist_result=False)
+def propose_batch(handle: StudyHandle, records: list[TrialRecord], n: int,
+                  round_: int) -> list[PlannedTrial]:
+    """Ask the strategy for ``n`` points and open one MLflow child run for each.
+
+    The strategy is rebuilt from (space, seed, options) every round: the batch is a
+    function of the history alone, which is what makes a resumed study propose what
+    the interrupted one would have.
+    """
+    strategy = make_strategy(handle.strategy, handle.search_space, seed=handle.seed,
+                             **handle.strategy_options)
+    batch = strategy.propose(to_trials(records, handle.sign), n) if n > 0 else []
+    planned = []
+    for number, params in zip(free_numbers(records, len(batch)), batch, strict=True):
+        run_id = tracking.create_trial(handle.uri, handle.experiment_id, handle.parent_id,
+                                       handle.study, number, round_, handle.strategy)
+        planned.append(PlannedTrial(number, round_, params, run_id))
+    return planned

@@ -1,0 +1,87 @@
+"""Shared test environment: real Prefect and real MLflow, isolated per session and test.
+
+- PREFECT_HOME is a fresh temp dir for the whole session (set before Prefect is
+  imported), with telemetry and log noise off.
+- ``prefect_api`` starts ONE Prefect API server (Prefect's own ephemeral server
+  process) for the session; in-process flows and ``amtune`` subprocesses both use
+  it, so no test pays the server start-up twice.
+- ``tracking_uri`` is a per-test SQLite MLflow store.
+- ``amtune`` runs the CLI in a subprocess against both (``python -m flows.cli``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_HOME = tempfile.mkdtemp(prefix="amtune-test-prefect-")
+os.environ["PREFECT_HOME"] = _HOME
+for _k, _v in {
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "GIT_PYTHON_REFRESH": "quiet",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """The URL of a Prefect API shared by the whole session (in-process and subprocesses)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start(timeout=180)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+        shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    """A fresh MLflow SQLite store for one test."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def cli_env(prefect_api: str | None = None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    if prefect_api is not None:
+        env["PREFECT_API_URL"] = prefect_api
+    env.update(extra)
+    return env
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def amtune(tmp_path: Path) -> Runner:
+    """Run ``amtune ARGS`` in a subprocess (cwd: the test's tmp dir unless given).
+
+    Pass ``prefect_api=<url>`` to use the session's Prefect server; without it the
+    subprocess never needs Prefect (validate, bad specs, results).
+    """
+
+    def run(*args: str, cwd: Path | None = None, prefect_api: str | None = None,
+            timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args], cwd=cwd or tmp_path,
+            env=cli_env(prefect_api, **env), capture_output=True, text=True, timeout=timeout)
+
+    return run
