@@ -39,13 +39,16 @@ def single_thread() -> None:
     threadpool_limits(1)
 
 
+GRID_MIN_POINTS = 3  # with 2 a grid only probes the corners of the box: not a fair baseline
+
+
 def grid_points(problem: Problem, budget: int) -> int | None:
     """The largest per-parameter resolution whose grid fits the budget (None: none fits)."""
     from strategies import Categorical, SearchSpace
 
     space = SearchSpace.from_dict(problem.space)
     best = None
-    for k in range(2, budget + 1):
+    for k in range(GRID_MIN_POINTS, budget + 1):
         size = math.prod(
             p.n_values if isinstance(p, Categorical) else min(k, p.n_values or k)
             for p in space.params
@@ -108,7 +111,7 @@ def _run_amtune(name: str, problem: Problem, seed: int, budget: int, batch: int)
     if name == "grid":
         points = grid_points(problem, budget)
         if points is None:
-            return {"skipped": "even 2 points per parameter exceed the budget"}
+            return {"skipped": f"{GRID_MIN_POINTS} points per parameter exceed the budget"}
         options["points"] = points
     strategy = make_strategy(name, SearchSpace.from_dict(problem.space), seed=seed, **options)
     history: list[Trial] = []

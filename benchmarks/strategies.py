@@ -26,7 +26,14 @@ import numpy as np
 from scipy.stats import rankdata
 
 from benchmarks.problems import PROBLEMS
-from benchmarks.runners import OPTUNA, RESULTS_ENV, grid_points, run_one, single_thread
+from benchmarks.runners import (
+    GRID_MIN_POINTS,
+    OPTUNA,
+    RESULTS_ENV,
+    grid_points,
+    run_one,
+    single_thread,
+)
 
 _NEEDS_OPTUNA = (
     "optuna is not installed; the benchmark compares against Optuna's samplers.\n"
@@ -84,7 +91,7 @@ def _jobs(args: argparse.Namespace) -> tuple[list[tuple[Any, ...]], list[str]]:
     for problem in args.problems:
         for optimizer in args.optimizers:
             if optimizer == "grid" and grid_points(PROBLEMS[problem], args.budget) is None:
-                notes.append(f"grid skipped on {problem}: even 2 points per parameter "
+                notes.append(f"grid skipped on {problem}: {GRID_MIN_POINTS} points per parameter "
                              f"exceed the budget of {args.budget}")
                 continue
             for batch in args.batches:

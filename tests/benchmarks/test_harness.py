@@ -49,8 +49,9 @@ def test_grid_points_fit_the_budget() -> None:
     from benchmarks.problems import PROBLEMS
 
     assert runners.grid_points(PROBLEMS["branin"], 50) == 7  # 49 points
-    assert runners.grid_points(PROBLEMS["hartmann6"], 50) is None  # 2**6 > 50
-    assert runners.grid_points(PROBLEMS["mixed6"], 200) == 2  # 2**4 * 4 * 2 = 128
+    assert runners.grid_points(PROBLEMS["rosenbrock4"], 50) is None  # 3**4 > 50
+    assert runners.grid_points(PROBLEMS["rosenbrock4"], 81) == 3
+    assert runners.grid_points(PROBLEMS["mixed6"], 700) == 3  # 3**4 * 4 * 2 = 648
 
 
 def _run(problem: str, optimizer: str, values: list[float], optimum: float = 0.0) -> dict[str, Any]:
