@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     cmd = "python -m benchmarks.strategies " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"\n`{cmd.strip()}` ({time.perf_counter() - t0:.0f} s wall, jobs {args.jobs})")
     print_tables(results, args)
+    notes = _jobs(args)[1]
+    if notes:
+        print("\nNotes:\n\n" + "\n".join(f"- {note}" for note in notes))
 
 
 if __name__ == "__main__":
