@@ -319,8 +319,9 @@ def test_timeout_kills_the_whole_process_group(tmp_path, exit_watch):
         print("acc=0.5", flush=True)
         time.sleep(60)
         """
-    failure = fail(cmd(["python", script(tmp_path, body)]), {}, timeout_s=1.0)
-    assert failure.cause == "timeout" and failure.detail == "killed after 1 s: acc=0.5"
+    # 2 s: long enough for the child to start its grandchild even on a loaded machine.
+    failure = fail(cmd(["python", script(tmp_path, body)]), {}, timeout_s=2.0)
+    assert failure.cause == "timeout" and failure.detail == "killed after 2 s: acc=0.5"
     assert failure.output == "acc=0.5\n"
     for pid in map(int, pids.read_text().split()):
         assert_dead(pid)
@@ -339,8 +340,9 @@ def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path, monkeypa
         while True:
             time.sleep(0.05)
         """
-    failure = fail(cmd(["python", script(tmp_path, body)]), {}, timeout_s=1.0)
+    failure = fail(cmd(["python", script(tmp_path, body)]), {}, timeout_s=2.0)
     assert failure.cause == "timeout"
+    assert failure.output == "ignoring SIGTERM\n"  # SIGTERM came after the handler was set
     assert_dead(int(pids.read_text()))
 
 
