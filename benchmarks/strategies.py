@@ -103,31 +103,42 @@ def _jobs(args: argparse.Namespace) -> tuple[list[tuple[Any, ...]], list[str]]:
     return jobs, notes
 
 
-def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every run's result, and the runs that raised (the others still finish and cache)."""
     jobs, notes = _jobs(args)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     results: list[dict[str, Any]] = []
+    errors: list[str] = []
 
-    def report(i: int, r: dict[str, Any]) -> None:
-        results.append(r)
-        if "values" in r:
-            regret = min(r["values"]) - r["optimum"]
-            how = "cached" if r["cached"] else f"{r['wall_s']:.1f} s"
-            print(f"[{i}/{len(jobs)}] {r['problem']} {r['optimizer']} b{r['batch']} "
-                  f"s{r['seed']}: regret {regret:.4g} ({how})", file=sys.stderr, flush=True)
+    def report(i: int, job: tuple[Any, ...], outcome: dict[str, Any] | BaseException) -> None:
+        problem, optimizer, seed, batch = job[:4]
+        where = f"[{i}/{len(jobs)}] {problem} {optimizer} b{batch} s{seed}"
+        if isinstance(outcome, BaseException):
+            errors.append(f"{where}: {type(outcome).__name__}: {outcome}")
+            print(f"{where}: FAILED {type(outcome).__name__}: {outcome}", file=sys.stderr)
+            return
+        results.append(outcome)
+        if "values" in outcome:
+            regret = min(outcome["values"]) - outcome["optimum"]
+            how = "cached" if outcome["cached"] else f"{outcome['wall_s']:.1f} s"
+            print(f"{where}: regret {regret:.4g} ({how})", file=sys.stderr, flush=True)
 
     if args.jobs <= 1:
         for i, job in enumerate(jobs, 1):
-            report(i, run_one(*job))
-        return results
+            try:
+                outcome: dict[str, Any] | BaseException = run_one(*job)
+            except Exception as e:  # report it and go on: the other runs are still useful
+                outcome = e
+            report(i, job, outcome)
+        return results, errors
     single_thread()  # inherited by the spawned workers before they import numpy
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(run_one, *job) for job in jobs]
+        futures = {pool.submit(run_one, *job): job for job in jobs}
         for i, fut in enumerate(as_completed(futures), 1):
-            report(i, fut.result())
-    return results
+            report(i, futures[fut], fut.exception() or fut.result())
+    return results, errors
 
 
 def _regrets(runs: list[dict[str, Any]], at: int | None) -> np.ndarray:
@@ -223,13 +234,16 @@ def main(argv: list[str] | None = None) -> None:
         timing()
         return
     t0 = time.perf_counter()
-    results = run_all(args)
+    results, errors = run_all(args)
     cmd = "python -m benchmarks.strategies " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"\n`{cmd.strip()}` ({time.perf_counter() - t0:.0f} s wall, jobs {args.jobs})")
     print_tables(results, args)
     notes = _jobs(args)[1]
     if notes:
         print("\nNotes:\n\n" + "\n".join(f"- {note}" for note in notes))
+    if errors:
+        print(f"\n{len(errors)} runs failed (not in the tables):\n\n" + "\n".join(errors))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

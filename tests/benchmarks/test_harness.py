@@ -75,3 +75,22 @@ def test_tables_show_quartiles_and_mean_rank(capsys: pytest.CaptureFixture[str])
     assert "| branin | random | 2 | 1.5 | 2.5 | 2 | 0.5 |" in out
     assert "| branin | sobol | 0.5 |" in out
     assert "| **mean rank** | 1.50 | 1.50 |" in out
+
+
+def test_a_failing_run_is_reported_and_the_others_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = runners.run_one
+
+    def run_one(problem: str, optimizer: str, *rest: Any) -> dict[str, Any]:
+        if optimizer == "sobol":
+            raise RuntimeError("boom")
+        return real(problem, optimizer, *rest)
+
+    monkeypatch.setattr(strategies, "run_one", run_one)
+    args = strategies._parse(["--problems", "branin", "--optimizers", "random,sobol",
+                              "--seeds", "2", "--budget", "4", "--batch", "1", "--jobs", "1"])
+    results, errors = strategies.run_all(args)
+    assert sorted(r["seed"] for r in results) == [0, 1]
+    assert {r["optimizer"] for r in results} == {"random"}
+    assert len(errors) == 2 and all("sobol" in e and "RuntimeError: boom" in e for e in errors)
