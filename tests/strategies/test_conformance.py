@@ -110,7 +110,10 @@ def test_n_zero_gives_an_empty_batch(name: str) -> None:
 @names
 def test_same_seed_and_history_give_the_same_batch(name: str) -> None:
     for past in ([], history()):
-        assert make(name, seed=7).propose(past, 4) == make(name, seed=7).propose(past, 4)
+        strategy = make(name, seed=7)
+        first = strategy.propose(past, 4)
+        assert make(name, seed=7).propose(past, 4) == first
+        assert strategy.propose(past, 4) == first  # no state kept between calls
 
 
 @names
