@@ -141,6 +141,8 @@ def optuna_distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name, d in space.items():
+        if d.get("scale") == "reverse_log":
+            raise ValueError(f"{name}: Optuna has no reverse_log scale to compare on")
         log = bool(d.get("log")) or d.get("scale") == "log"
         if d["type"] == "categorical":
             out[name] = CategoricalDistribution(d["values"])
