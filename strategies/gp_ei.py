@@ -45,6 +45,10 @@ def transform_values(values: np.ndarray, warp: bool = True) -> np.ndarray:
     return y
 
 
+LOCAL_TOP = 5  # best points whose neighbourhoods seed the acquisition search
+LOCAL_PER = 64  # perturbations per best point and scale
+
+
 def _snapper(p: Any) -> Callable[[np.ndarray], np.ndarray]:
     if isinstance(p, Categorical):
         k = p.n_values
@@ -87,7 +91,8 @@ class GPEI(Strategy):
     ) -> None:
         super().__init__(space, seed)
         d = space.dim
-        self.n_initial = int(n_initial) if n_initial is not None else min(10, max(5, d + 4))
+        # 10 like Optuna; fewer made multimodal problems (styblinski-tang) lock in early.
+        self.n_initial = int(n_initial) if n_initial is not None else max(10, d + 1)
         if self.n_initial < 1:
             raise ValueError(f"strategy.options.n_initial: {n_initial!r}; must be >= 1")
         self.n_candidates = int(n_candidates)
@@ -159,12 +164,12 @@ class GPEI(Strategy):
         """Sobol points everywhere plus Gaussian perturbations of the best points."""
         d = self.space.dim
         sob = qmc.Sobol(d, scramble=True, seed=rng).random(self.n_candidates)
-        top = x[np.argsort(y, kind="stable")[: min(5, len(y))]]
+        top = x[np.argsort(y, kind="stable")[: min(LOCAL_TOP, len(y))]]
         sd = np.clip(0.5 * ls, 0.01, 0.2)
         local = []
         for t in top:
             for scale in (0.1, 0.5):
-                local.append(t + rng.normal(size=(64, d)) * sd * scale * 2)
+                local.append(t + rng.normal(size=(LOCAL_PER, d)) * sd * scale * 2)
         return self._snap(np.vstack([sob, *local, top]))
 
     def _model_based(self, history: Sequence[Trial], done: list[Trial], n: int,

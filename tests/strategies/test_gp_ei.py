@@ -67,7 +67,7 @@ def test_batch_is_diverse_and_never_repeats() -> None:
 
 
 def test_running_trial_pushes_next_point_away() -> None:
-    hist = _history(X_SPACE, _quad, 8)
+    hist = _history(X_SPACE, _quad, 12)
     strat = make_strategy("gp_ei", X_SPACE, seed=0)
     (alone,) = strat.propose(hist, 1)
     assert abs(alone["x"] - 0.3) < 0.1  # the model found the optimum region
@@ -76,7 +76,7 @@ def test_running_trial_pushes_next_point_away() -> None:
 
 
 def test_failed_point_and_its_neighbourhood_are_avoided() -> None:
-    hist = _history(X_SPACE, _quad, 8)
+    hist = _history(X_SPACE, _quad, 12)
     strat = make_strategy("gp_ei", X_SPACE, seed=0)
     (first,) = strat.propose(hist, 1)
     failed = [*hist, Trial(first, None, "failed")]
