@@ -22,10 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tasks.failures import TrialFailure
+from tasks.logparse import MetricParser, OutputBuffer
 from tasks.outcome import Outcome, Report
 
-MAX_OUTPUT = 1 << 20  # keep the last 1 MiB of a trial's output
-MAX_LINE = 1 << 16  # a "line" longer than this is cut (protects the line buffer)
 KILL_GRACE_S = 2.0  # SIGTERM first; SIGKILL whatever still runs after this
 DRAIN_S = 1.0  # after the child is gone, read what is left in the pipe for this long
 _POLL_S = 0.02  # without a pidfd: how often a blocked read checks whether the child exited
@@ -77,79 +76,6 @@ def params_json(params: Mapping[str, Any]) -> str:
     return json.dumps(dict(params), default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 
-class _Metrics:
-    """Matches output lines against the metric regexes and reports every match."""
-
-    def __init__(self, regexes: Mapping[str, str], report: Report | None) -> None:
-        self.patterns = {name: re.compile(rx) for name, rx in regexes.items()}
-        self.report = report
-        self.final: dict[str, float] = {}
-        self.steps: dict[str, int] = {}
-
-    def feed(self, line: str) -> None:
-        for name, pattern in self.patterns.items():
-            match = pattern.search(line)
-            if match is None or match.group(1) is None:
-                continue
-            try:
-                value = float(match.group(1))
-            except ValueError:
-                continue  # the regex caught something that is not a number: not a value
-            step = self.steps.get(name, 0)
-            self.steps[name] = step + 1
-            self.final[name] = value
-            if self.report is not None:
-                try:
-                    self.report(step, {name: value})
-                except TrialFailure:
-                    raise
-                except Exception as exc:
-                    raise TrialFailure(
-                        "tracking_error", f"reporting metrics failed: {type(exc).__name__}: {exc}"
-                    ) from exc
-
-
-class _Output:
-    """The tail of the output (bounded) and the line splitter."""
-
-    def __init__(self) -> None:
-        self.tail = bytearray()
-        self.dropped = 0
-        self.pending = b""
-
-    def add(self, chunk: bytes) -> list[str]:
-        self.tail += chunk
-        if len(self.tail) > 2 * MAX_OUTPUT:
-            cut = len(self.tail) - MAX_OUTPUT
-            self.dropped += cut
-            del self.tail[:cut]
-        data = self.pending + chunk
-        parts = re.split(rb"\r\n|\r|\n", data)
-        self.pending = parts.pop()
-        if len(self.pending) > MAX_LINE:
-            parts.append(self.pending)
-            self.pending = b""
-        return [p.decode("utf-8", "replace") for p in parts]
-
-    def flush(self) -> list[str]:
-        rest, self.pending = self.pending, b""
-        return [rest.decode("utf-8", "replace")] if rest else []
-
-    def text(self) -> str:
-        tail = bytes(self.tail)
-        dropped = self.dropped
-        if len(tail) > MAX_OUTPUT:
-            dropped += len(tail) - MAX_OUTPUT
-            tail = tail[-MAX_OUTPUT:]
-        text = tail.decode("utf-8", "replace")
-        return f"[... {dropped} bytes of earlier output dropped ...]\n{text}" if dropped else text
-
-    def last_line(self) -> str:
-        lines = [ln for ln in self.text().splitlines() if ln.strip()]
-        last = lines[-1].strip() if lines else "(no output)"
-        return last if len(last) <= 300 else last[:297] + "..."
-
-
 def run_command(
     command: list[str],
     params: Mapping[str, Any],
@@ -172,8 +98,8 @@ def run_command(
     argv = build_argv(command, params)
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     child_env["AMTUNE_PARAMS"] = params_json(params)
-    out = _Output()
-    parser = _Metrics(metrics, report)
+    out = OutputBuffer()
+    parser = MetricParser(metrics, report)
     try:
         proc = subprocess.Popen(
             argv,
@@ -236,7 +162,7 @@ def run_command(
 
 
 def _pump(
-    proc: subprocess.Popen[bytes], out: _Output, parser: _Metrics, timeout_s: float | None
+    proc: subprocess.Popen[bytes], out: OutputBuffer, parser: MetricParser, timeout_s: float | None
 ) -> bool:
     """Read output until the child exits (or the timeout); return whether it timed out.
 
@@ -288,7 +214,7 @@ def _pump(
     return timed_out
 
 
-def _drain(fd: int, out: _Output, parser: _Metrics) -> None:
+def _drain(fd: int, out: OutputBuffer, parser: MetricParser) -> None:
     """Read what the pipe still holds, bounded in time (an escaped process may keep it open)."""
     end = time.monotonic() + DRAIN_S
     with selectors.DefaultSelector() as sel:

@@ -205,9 +205,9 @@ def test_metrics_are_reported_while_the_process_runs(tmp_path, exit_watch):
 
 
 def test_output_is_bounded(tmp_path, monkeypatch):
-    import tasks.command
+    import tasks.logparse
 
-    monkeypatch.setattr(tasks.command, "MAX_OUTPUT", 1000)
+    monkeypatch.setattr(tasks.logparse, "MAX_OUTPUT", 1000)
     out = run_objective(
         cmd(
             [
@@ -373,9 +373,9 @@ def test_child_that_closes_its_output_is_still_waited_for(tmp_path, exit_watch):
 
 
 def test_undecodable_bytes_and_huge_lines_do_not_break_parsing(monkeypatch):
-    import tasks.command
+    import tasks.logparse
 
-    monkeypatch.setattr(tasks.command, "MAX_LINE", 1000)
+    monkeypatch.setattr(tasks.logparse, "MAX_LINE", 1000)
     body = (
         "import sys; w = sys.stdout.buffer.write; w(b'\\xff\\xfe garbage\\n'); "
         "w(b'x' * 5000); w(b'\\nacc=0.5\\n')"
