@@ -153,17 +153,19 @@ def optuna_distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def make_optuna_sampler(name: str, seed: int) -> Any:
+def make_optuna_sampler(name: str, seed: int, threads: int | None = 1) -> Any:
+    """Optuna's sampler with its defaults; ``threads`` caps torch (None: torch's default)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        import torch
+    if threads is not None:
+        try:
+            import torch
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+            torch.set_num_threads(threads)
+        except ImportError:
+            pass
     return getattr(optuna.samplers, OPTUNA[name])(seed=seed)
 
 

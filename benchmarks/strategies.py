@@ -198,8 +198,8 @@ def timing(n_trials: int = 300, batch: int = 5, dim: int = 6, repeats: int = 3) 
     points = [{f"x{i}": float(v) for i, v in enumerate(row)} for row in rng.random((n_trials, dim))]
     values = [problem(p) for p in points]
     print(f"\nproposal time of one batch of {batch} after {n_trials} completed trials, "
-          f"{dim}-D (hartmann6), median of {repeats}; threads: "
-          f"{os.environ.get('OMP_NUM_THREADS', 'default')}")
+          f"{dim}-D (hartmann6), median of {repeats}; in this process with each "
+          "library's default threads")
     if "gp_ei" in strategy_names():
         history = [Trial(params=p, value=v) for p, v in zip(points, values, strict=True)]
         space = SearchSpace.from_dict(problem.space)
@@ -214,7 +214,7 @@ def timing(n_trials: int = 300, batch: int = 5, dim: int = 6, repeats: int = 3) 
     dists = optuna_distributions(problem.space)
     times = []
     for seed in range(repeats):
-        study = optuna.create_study(sampler=make_optuna_sampler("optuna_gp", seed))
+        study = optuna.create_study(sampler=make_optuna_sampler("optuna_gp", seed, None))
         study.add_trials([optuna.trial.create_trial(params=p, distributions=dists, value=v)
                           for p, v in zip(points, values, strict=True)])
         t0 = time.perf_counter()
