@@ -117,15 +117,15 @@ def _sweep_discrete(gp: GP, best: float, xs: np.ndarray, vals: np.ndarray,
     return xs, vals, moved
 
 
-def maximise(gp: GP, best: float, candidates: np.ndarray, is_cat: np.ndarray,
+def maximise(gp: GP, best: float, candidates: np.ndarray,
              discrete: list[Discrete], n_starts: int = 10,
              max_rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Locally optimised points sorted by decreasing log-EI (rows are distinct starts)."""
     vals = log_ei(gp, candidates, best)
     order = np.argsort(-vals, kind="stable")[:n_starts]
     xs, fx = candidates[order].copy(), vals[order].copy()
-    cont = np.flatnonzero(~is_cat)
-    cont = np.array([j for j in cont if all(j != dd.index for dd in discrete)], dtype=int)
+    is_discrete = np.isin(np.arange(candidates.shape[1]), [dd.index for dd in discrete])
+    cont = np.flatnonzero(~is_discrete)
     ls = gp.hyper.length_scales
     for _ in range(max_rounds):
         new = _polish_continuous(gp, best, xs, cont, ls)

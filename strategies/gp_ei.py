@@ -179,7 +179,9 @@ class GPEI(Strategy):
         y = transform_values(np.array([float(t.value) for t in done]), self.output_warping)
         hyper = fit_hyper(x, y, self.is_cat)
         gp = GP(x, y, np.full(len(y), hyper.noise), hyper, self.is_cat)
-        best = float(y.min())
+        # Incumbent: the best posterior mean at an observed point, not the best (possibly
+        # lucky) observation; equal for deterministic objectives, less exploratory if noisy.
+        best = float(gp.predict(x)[0].min())
 
         running = [t.params for t in history if t.status == "running"]
         failed = [t.params for t in history if t.status == "failed"
@@ -200,7 +202,7 @@ class GPEI(Strategy):
         rng = self._rng(len(history), 7)
         for _ in range(n):
             cands = self._candidates(x, y, rng, hyper.length_scales)
-            xs, _ = maximise(gp, best, cands, self.is_cat, self.discrete, self.n_starts)
+            xs, _ = maximise(gp, best, cands, self.discrete, self.n_starts)
             taken = self._take(xs, seen, out, len(out) + 1)
             if not taken:  # every local optimum is a known point: next best candidates
                 order = np.argsort(-log_ei(gp, cands, best), kind="stable")
