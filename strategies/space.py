@@ -4,11 +4,13 @@ Every strategy works in the unit cube ``[0, 1]^d`` (one coordinate per parameter
 and decodes through :meth:`SearchSpace.decode`, so scaling, integer rounding and
 categorical mapping live in exactly one place.
 
-Integers and categoricals own equal-width cells of the (scaled) unit interval:
-``u`` in ``[i/k, (i+1)/k)`` decodes to the i-th of k values, and a value encodes
-to the centre of its cell. A uniform ``u`` therefore gives every value the same
-probability (linear) or the same log-width (log), with no rounding bias at the
-ends.
+Categoricals own equal-width cells of the unit interval: ``u`` in
+``[i/k, (i+1)/k)`` decodes to the i-th of k values, and a value encodes to its
+cell's centre. An integer v owns ``[v - 0.5, v + 0.5]`` in value space, warped by
+its scale, and encodes to the warped v (the centre for linear scale, inside the
+cell for log). A uniform ``u`` therefore gives every integer the same
+probability (linear) or its share of the log-width (log), with no rounding bias
+at the ends.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ class Numeric:
         x = self._unwarp(lo + np.clip(u, 0.0, 1.0) * (hi - lo))
         if self.kind == "int":
             return np.clip(np.floor(x + 0.5), self.low, self.high)
-        return np.clip(x, self.low, self.high)
+        # exp(log(low)) is not always low: give the bounds back exactly.
+        x = np.clip(x, self.low, self.high)
+        return np.where(u <= 0.0, self.low, np.where(u >= 1.0, self.high, x))
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,8 @@ def _parse_numeric(name: str, kind: Literal["float", "int"], d: Mapping[str, Any
     if "log" in d:
         if not isinstance(d["log"], bool):
             raise SpaceError(f"{path}.log", d["log"], "must be true or false")
-        if d["log"] and "scale" in d and scale != "log":
-            raise SpaceError(f"{path}.log", True, f"conflicts with scale: {scale}")
+        if "scale" in d and d["log"] != (scale == "log"):
+            raise SpaceError(f"{path}.log", d["log"], f"conflicts with scale: {scale}")
         if d["log"]:
             scale = "log"
     if scale == "log" and low <= 0:
@@ -140,9 +144,10 @@ def _parse_numeric(name: str, kind: Literal["float", "int"], d: Mapping[str, Any
     if scale == "reverse_log":
         if kind == "int":
             raise SpaceError(f"{path}.scale", scale, "reverse_log is for float parameters only")
-        if low < 0 or high >= 1:
-            raise SpaceError(f"{path}.low", (d["low"], d["high"]),
-                             "reverse_log needs 0 <= low < high < 1")
+        if low < 0:
+            raise SpaceError(f"{path}.low", d["low"], "reverse_log needs 0 <= low < high < 1")
+        if high >= 1:
+            raise SpaceError(f"{path}.high", d["high"], "reverse_log needs 0 <= low < high < 1")
     points = d.get("points")
     if points is not None and (isinstance(points, bool) or not isinstance(points, int)
                                or points < 2):
