@@ -19,6 +19,7 @@ from flows.rounds import run_round
 from flows.spec import SpecError, StudySpec, validate_spec
 from tasks import tracking
 from tasks.context import StudyHandle, counted
+from tasks.propose import forget
 from tasks.tracking import TrialRecord
 
 
@@ -74,6 +75,7 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
         retry_delay_s=spec.trial.retry_delay_s,
         retry_on=tuple(spec.trial.retry_on) if spec.trial.retry_on is not None else None,
         timeout_s=spec.trial.timeout_s)
+    forget(run.run_id)  # a previous run of this study in this process may have cached it
     records = tracking.read_trials(uri, run, space, spec.objective.metric)
     stale = [r for r in records if r.status == "running"]
     if stale:

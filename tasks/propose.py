@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -10,12 +12,34 @@ from tasks import tracking
 from tasks.context import PlannedTrial, StudyHandle, counted, to_trials
 from tasks.tracking import TrialRecord
 
+# parent run id -> (time of the last read in ms, trials by run id). Finished and failed
+# runs never change, so after one full read a round only fetches runs started since
+# the previous read (with a margin for clock granularity): MLflow stays the source of
+# truth without re-reading a growing history every round.
+_seen: dict[str, tuple[int, dict[str, TrialRecord]]] = {}
+_seen_lock = threading.Lock()
+_MARGIN_MS = 2000
+
 
 @task(name="load_history", cache_policy=NO_CACHE, persist_result=False)
 def load_history(handle: StudyHandle) -> list[TrialRecord]:
     """Every trial of the study as MLflow holds it (params decoded to their types)."""
     study = tracking.StudyRun(handle.parent_id, handle.experiment_id, "RUNNING", {})
-    return tracking.read_trials(handle.uri, study, handle.search_space, handle.metric)
+    with _seen_lock:
+        last, known = _seen.get(handle.parent_id, (None, {}))
+    now = tracking.now_ms()
+    fresh = tracking.read_trials(handle.uri, study, handle.search_space, handle.metric,
+                                 since_ms=None if last is None else last - _MARGIN_MS)
+    known = {**known, **{r.run_id: r for r in fresh}}
+    with _seen_lock:
+        _seen[handle.parent_id] = (now, known)
+    return sorted(known.values(), key=lambda r: (r.number, r.run_id))
+
+
+def forget(parent_id: str) -> None:
+    """Drop the cached history of a study (after it was changed outside a round)."""
+    with _seen_lock:
+        _seen.pop(parent_id, None)
 
 
 def free_numbers(records: list[TrialRecord], n: int) -> list[int]:

@@ -57,7 +57,7 @@ class StudyRun:
     tags: Mapping[str, str]
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -138,7 +138,7 @@ def close_stale_trials(uri: str, trials: Iterable[TrialRecord], reason: str) -> 
     for t in trials:
         if t.status == "running":
             c.log_batch(t.run_id, tags=[RunTag(f"{P}reason", reason)])
-            c.set_terminated(t.run_id, "KILLED", end_time=_now_ms())
+            c.set_terminated(t.run_id, "KILLED", end_time=now_ms())
             n += 1
     return n
 
@@ -165,7 +165,7 @@ class MetricBuffer:
         self._last = time.monotonic()
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
-        ts = _now_ms()
+        ts = now_ms()
         with self._lock:
             self.pending.extend(Metric(k, float(v), ts, int(step)) for k, v in metrics.items()
                                 if _finite(v))
@@ -195,7 +195,7 @@ def _finite(v: Any) -> bool:
 def _batch(buffer: MetricBuffer, params: Mapping[str, Any], final: Mapping[str, float],
            tags: Mapping[str, str]) -> tuple[list[Metric], list[Param], list[RunTag]]:
     metrics = buffer.take()
-    ts = _now_ms()
+    ts = now_ms()
     last: dict[str, Metric] = {}
     for m in metrics:
         if m.key not in last or m.step >= last[m.key].step:
@@ -221,7 +221,7 @@ def finish_trial(buffer: MetricBuffer, params: Mapping[str, Any], metrics: Mappi
     c.log_batch(buffer.run_id, metrics=m, params=p, tags=t)
     if output:
         c.log_text(buffer.run_id, output, "output.txt")
-    c.set_terminated(buffer.run_id, "FINISHED", end_time=_now_ms())
+    c.set_terminated(buffer.run_id, "FINISHED", end_time=now_ms())
 
 
 def record_failure(buffer: MetricBuffer, params: Mapping[str, Any], *, attempt: int,
@@ -243,16 +243,16 @@ def record_failure(buffer: MetricBuffer, params: Mapping[str, Any], *, attempt: 
     c.log_batch(buffer.run_id, metrics=m, params=p, tags=t)
     if output:
         c.log_text(buffer.run_id, output, "output.txt")
-    c.set_terminated(buffer.run_id, "FAILED", end_time=_now_ms())
+    c.set_terminated(buffer.run_id, "FAILED", end_time=now_ms())
 
 
 def read_trials(uri: str, study: StudyRun, space: SearchSpace, metric: str,
-                round_: int | None = None) -> list[TrialRecord]:
-    """The study's trials, decoded; MLflow is the single source of truth."""
+                since_ms: int | None = None) -> list[TrialRecord]:
+    """The study's trials (those started at or after ``since_ms`` if given), decoded."""
     c = client(uri)
     flt = f"tags.`{PARENT_TAG}` = '{study.run_id}'"
-    if round_ is not None:
-        flt += f" and tags.`{P}round` = '{round_}'"
+    if since_ms is not None:
+        flt += f" and attributes.start_time >= {int(since_ms)}"
     out: list[TrialRecord] = []
     token = None
     while True:
@@ -282,7 +282,7 @@ def _record(run: Any, space: SearchSpace, metric: str) -> TrialRecord:
 
 def log_study_summary(uri: str, run_id: str, *, tags: Mapping[str, str],
                       metrics: Mapping[str, float], step: int) -> None:
-    ts = _now_ms()
+    ts = now_ms()
     client(uri).log_batch(
         run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items() if _finite(v)],
         tags=[RunTag(k, v) for k, v in tags.items()])
@@ -293,4 +293,4 @@ def log_artifact(uri: str, run_id: str, path: Path) -> None:
 
 
 def end_study(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    client(uri).set_terminated(run_id, status, end_time=_now_ms())
+    client(uri).set_terminated(run_id, status, end_time=now_ms())

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -23,14 +24,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _HOME = tempfile.mkdtemp(prefix="amtune-test-prefect-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = _HOME
 for _k, _v in {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_ENABLED": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
-    "DO_NOT_TRACK": "1",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
     "GIT_PYTHON_REFRESH": "quiet",
 }.items():
     os.environ.setdefault(_k, _v)
@@ -49,7 +53,6 @@ def prefect_api() -> Iterator[str]:
             yield server.api_url
     finally:
         server.stop()
-        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture

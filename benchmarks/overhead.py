@@ -1,0 +1,171 @@
+"""Per-trial cost of amtune's machinery, side by side with the alternatives.
+
+    python -m benchmarks.overhead                 # 200 trials, max_parallel 4
+    python -m benchmarks.overhead --trials 100 --only amtune,bare
+
+An instant objective, so what is measured is orchestration plus tracking:
+
+- ``bare``: a plain loop writing the same MLflow parent and child runs with
+  ``MlflowClient`` (create, one ``log_batch``, terminate), default SQLite journal;
+- ``bare-wal``: the same loop on a database in WAL mode (what amtune uses);
+- ``optuna``: ``study.optimize`` with Optuna's ``MLflowCallback`` (nested runs);
+- ``amtune``: the real study flow (round subflows, trial tasks, MLflow) on
+  Prefect's ephemeral API, started once beforehand and reported separately.
+
+Each contender gets its own fresh SQLite database in a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env before it loads)
+
+SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0},
+         "y": {"type": "float", "low": -5.0, "high": 5.0}}
+
+
+def instant(params: dict[str, Any]) -> float:
+    return params["x"] ** 2 + params["y"] ** 2
+
+
+def bare(uri: str, n: int, wal: bool) -> None:
+    import random
+    import sqlite3
+
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(uri)
+    if wal:
+        with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    exp = c.create_experiment("bare")
+    parent = c.create_run(exp, run_name="bare", tags={"amtune.study": "bare"}).info.run_id
+    rng = random.Random(0)
+    for i in range(n):
+        params = {"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)}
+        run = c.create_run(exp, run_name=f"trial-{i:04d}",
+                           tags={"mlflow.parentRunId": parent, "amtune.trial": str(i)})
+        value = instant(params)
+        ts = int(time.time() * 1000)
+        c.log_batch(run.info.run_id, metrics=[Metric("value", value, ts, 0)],
+                    params=[Param(k, str(v)) for k, v in params.items()],
+                    tags=[RunTag("amtune.attempts", "1")])
+        c.set_terminated(run.info.run_id, "FINISHED")
+    c.set_terminated(parent, "FINISHED")
+
+
+def optuna_mlflow(uri: str, n: int) -> None:
+    import logging
+    import warnings
+
+    import mlflow
+    import optuna
+    from optuna.integration.mlflow import MLflowCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("optuna")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecated in optuna 4.9+
+    callback = MLflowCallback(tracking_uri=uri, metric_name="value", create_experiment=False,
+                              mlflow_kwargs={"nested": True})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    with mlflow.start_run(run_name="optuna"):
+        study.optimize(lambda t: instant({"x": t.suggest_float("x", -5, 5),
+                                          "y": t.suggest_float("y", -5, 5)}),
+                       n_trials=n, callbacks=[callback])
+
+
+def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
+    from flows.study import study_flow
+
+    spec = {"name": "overhead", "objective": {"function": "benchmarks.overhead:instant",
+                                              "metric": "value"},
+            "parameters": SPACE, "strategy": {"name": "random"},
+            "budget": {"max_trials": n, "max_parallel": parallel},
+            "trial": {"retries": 1, "retry_delay_s": 0}, "seed": 0,
+            "tracking": {"uri": uri}}
+    r = study_flow(spec=spec)
+    assert r.trials == n and r.failed == 0, r
+    return {"rounds": -(-n // parallel)}
+
+
+def prepare(uri: str, name: str) -> None:
+    """Untimed: imports and the database schema (MLflow migrates a new SQLite file)."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(uri).search_experiments(max_results=1)
+    if name == "optuna":
+        import optuna  # noqa: F401
+        from optuna.integration.mlflow import MLflowCallback  # noqa: F401
+    if name == "amtune":
+        import flows.study  # noqa: F401
+        from tasks import tracking
+
+        tracking.client(uri)
+
+
+def start_prefect() -> float:
+    """Bring up Prefect's ephemeral API (a one-off cost per process) and time it."""
+    from prefect.client.orchestration import get_client
+
+    t0 = time.perf_counter()
+    with get_client(sync_client=True) as client:
+        client.hello()
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--only", default="bare,bare-wal,optuna,amtune")
+    args = ap.parse_args(argv)
+    quiet_defaults()
+    wanted = args.only.split(",")
+    with tempfile.TemporaryDirectory(prefix="amtune-overhead-") as tmp:
+        os.environ.setdefault("PREFECT_HOME", str(Path(tmp) / "prefect"))
+        os.chdir(tmp)  # MLflow's default artifact root is relative to the working dir
+        runs: dict[str, Callable[[str], Any]] = {
+            "bare": lambda u: bare(u, args.trials, wal=False),
+            "bare-wal": lambda u: bare(u, args.trials, wal=True),
+            "optuna": lambda u: optuna_mlflow(u, args.trials),
+            "amtune": lambda u: amtune(u, args.trials, args.parallel),
+        }
+        if "amtune" in wanted:
+            print(f"prefect ephemeral API start-up: {start_prefect():.2f} s (once per process, "
+                  "not counted below)", flush=True)
+        rows = []
+        for name in wanted:
+            uri = f"sqlite:///{Path(tmp) / (name + '.db')}"
+            prepare(uri, name)
+            t0 = time.perf_counter()
+            extra = runs[name](uri)
+            wall = time.perf_counter() - t0
+            rows.append((name, wall, extra))
+            print(f"{name:10s} {wall:7.2f} s  {1000 * wall / args.trials:7.1f} ms/trial"
+                  + (f"  ({extra})" if extra else ""), flush=True)
+    base = dict((n, w) for n, w, _ in rows).get("bare")
+    print(f"\n{args.trials} trials, instant objective, amtune max_parallel {args.parallel}")
+    print(f"{'contender':10s} {'wall s':>8s} {'ms/trial':>9s} {'x bare':>7s}")
+    for name, wall, _ in rows:
+        ratio = f"{wall / base:7.2f}" if base else "      -"
+        print(f"{name:10s} {wall:8.2f} {1000 * wall / args.trials:9.1f} {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
