@@ -36,3 +36,7 @@ def flaky_once(params: dict[str, Any]) -> float:
 
 def always_fails(params: dict[str, Any]) -> float:
     raise ValueError("this trial never works")
+
+
+def loss_only(params: dict[str, Any]) -> float:
+    return loss(params)
