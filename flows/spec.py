@@ -136,6 +136,8 @@ def _format_pydantic(err: ValidationError, data: Any) -> str:
         hint = re.sub(r"^Value error, ", "", e["msg"])
     if e["type"] == "extra_forbidden":
         hint = f"unknown key; allowed keys: {', '.join(_known_keys(e['loc']))}"
+    if e["type"] == "value_error":  # a model-level rule: the input is the whole section
+        return f"{path}: {hint}"
     if e["type"] == "missing":
         return f"{path}: missing — this field is required"
     return f"{path}: {e.get('input')!r} — {hint}"

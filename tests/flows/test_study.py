@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from prefect import tags
 
 from flows.study import study_flow
 from tests.flows.helpers import counted, spec, study_runs
@@ -47,12 +49,36 @@ def test_function_study_tracks_every_trial(prefect_api: str, tracking_uri: str) 
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
+def task_run_states(tag: str, expected: int) -> dict[str, str]:
+    """Final task-run state per trial task name, read from the Prefect API.
+
+    Task-run states reach the API as events, so they are polled until every
+    expected trial task has a final state (the wait is bounded, not asserted on).
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
+
+    deadline = time.monotonic() + 60
+    states: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_task_runs(
+                task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag])))
+            states = {r.name: r.state.type.value for r in runs
+                      if r.name.startswith("trial-") and r.state and r.state.is_final()}
+            if len(states) >= expected:
+                break
+            time.sleep(0.5)
+    return states
+
+
 def test_retry_once_then_succeed(prefect_api: str, tracking_uri: str, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AMTUNE_TEST_DIR", str(tmp_path))
     s = spec("flaky", "tests.flows.objectives:flaky_once", tracking={"uri": tracking_uri},
              budget={"max_trials": 3, "max_parallel": 3}, trial={"retries": 1})
-    result = study_flow(spec=s)
+    with tags("flaky-study"):
+        result = study_flow(spec=s)
     assert (result.trials, result.failed) == (3, 0)
     _, children = study_runs(tracking_uri, "flaky")
     assert len(children) == 3
@@ -61,13 +87,16 @@ def test_retry_once_then_succeed(prefect_api: str, tracking_uri: str, tmp_path: 
         assert r.data.tags["amtune.attempts"] == "2"
         assert r.data.tags["amtune.attempt.1.cause"] == "exception"
         assert "transient failure" in r.data.tags["amtune.attempt.1.detail"]
+    # Prefect agrees: each trial task run ends Completed (after one retry)
+    assert task_run_states("flaky-study", 3) == {f"trial-{i:04d}": "COMPLETED" for i in range(3)}
 
 
 def test_always_failing_trials_fail_but_study_completes(prefect_api: str,
                                                         tracking_uri: str) -> None:
     s = spec("broken", "tests.flows.objectives:always_fails", tracking={"uri": tracking_uri},
              budget={"max_trials": 4, "max_parallel": 2}, trial={"retries": 1})
-    result = study_flow(spec=s)
+    with tags("broken-study"):
+        result = study_flow(spec=s)
     assert (result.reason, result.trials, result.failed) == ("max_trials", 4, 4)
     parents, children = study_runs(tracking_uri, "broken")
     assert parents[0].info.status == "FINISHED"
@@ -78,3 +107,5 @@ def test_always_failing_trials_fail_but_study_completes(prefect_api: str,
         assert r.data.tags["amtune.reason"].startswith("exception: ValueError")
         assert r.data.tags["amtune.attempt.1.cause"] == "exception"
         assert r.data.tags["amtune.attempt.2.cause"] == "exception"
+    # Prefect agrees: every trial task run ends Failed, the study flow itself completed
+    assert task_run_states("broken-study", 4) == {f"trial-{i:04d}": "FAILED" for i in range(4)}
