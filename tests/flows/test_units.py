@@ -1,0 +1,95 @@
+"""Pure pieces of the pipeline: completion rules, space changes, overrides, progress lines."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from flows.completion import best_trial, stop_reason
+from flows.progress import Reporter
+from flows.spec import SpecError, validate_spec
+from flows.study import space_change
+from tasks.context import to_trials
+from tasks.propose import free_numbers
+from tasks.tracking import TrialRecord
+from tests.flows.helpers import spec
+
+
+def rec(number: int, value: float | None, status: str = "completed") -> TrialRecord:
+    return TrialRecord(number=number, round=number // 2, status=status, run_id=f"r{number}",
+                       params={"x": float(number)}, value=value)
+
+
+def test_best_and_direction_handled_by_sign() -> None:
+    rs = [rec(0, 3.0), rec(1, 1.0), rec(2, None, "failed"), rec(3, 5.0)]
+    assert best_trial(rs, 1.0).number == 1
+    assert best_trial(rs, -1.0).number == 3
+    assert [t.value for t in to_trials(rs, -1.0)] == [-3.0, -1.0, None, -5.0]
+    assert best_trial([rec(0, None, "failed")], 1.0) is None
+
+
+@pytest.mark.parametrize(("kwargs", "reason"), [
+    ({"max_trials": 4}, "max_trials"),
+    ({"max_trials": 10}, None),
+    ({"max_trials": 10, "max_failed_trials": 1}, "max_failed_trials"),
+    ({"max_trials": 10, "target": 1.0}, "target"),
+    ({"max_trials": 10, "target": 0.5}, None),
+    ({"max_trials": 10, "patience": 2}, "patience"),
+    ({"max_trials": 10, "patience": 3}, None),
+    ({"max_trials": 10, "max_runtime_s": 5, "elapsed_s": 6}, "max_runtime_s"),
+])
+def test_stop_reason(kwargs: dict, reason: str | None) -> None:
+    rs = [rec(0, 3.0), rec(1, 1.0), rec(2, None, "failed"), rec(3, 5.0), rec(4, 2.0),
+          rec(5, None, "killed")]
+    assert stop_reason(rs, sign=1.0, **kwargs) == reason
+
+
+def test_maximize_target() -> None:
+    rs = [rec(0, 0.8), rec(1, 0.95)]
+    assert stop_reason(rs, sign=-1.0, max_trials=10, target=0.9) == "target"
+    assert stop_reason(rs, sign=-1.0, max_trials=10, target=0.99) is None
+
+
+def test_free_numbers_reuse_killed_slots() -> None:
+    rs = [rec(0, 1.0), rec(1, None, "killed"), rec(2, 1.0), rec(3, None, "failed")]
+    assert free_numbers(rs, 3) == [1, 4, 5]
+
+
+def test_space_change_names_the_change() -> None:
+    old = {"x": {"type": "float", "low": 0.0, "high": 1.0, "scale": "linear"}}
+    assert space_change(old, dict(old)) is None
+    assert "added ['y']" in space_change(old, {**old, "y": {"type": "int"}})
+    assert "removed ['x']" in space_change(old, {"y": {"type": "int"}})
+    new = {"x": {**old["x"], "high": 2.0}}
+    assert space_change(old, new).startswith("parameters.x changed")
+
+
+def test_overrides_are_validated() -> None:
+    s = validate_spec(spec("o", "tests.flows.objectives:loss_only"))
+    assert s.with_overrides(max_trials=9).budget.max_trials == 9
+    assert s.with_overrides(tracking_uri="sqlite:///x.db").tracking.uri == "sqlite:///x.db"
+    assert s.sign == 1.0
+    with pytest.raises(SpecError, match=r"^budget\.max_trials: 0"):
+        s.with_overrides(max_trials=0)
+
+
+def test_plain_progress_lines() -> None:
+    out = io.StringIO()
+    with Reporter("loss", 1.0, total=3, stream=out, live=False) as r:
+        r.trial(rec(0, 2.0))
+        r.trial(TrialRecord(1, 0, "failed", "r1", reason="timeout: 5 s"))
+        r.trial(rec(2, 1.5))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("trial-0000 loss=2  [1/3, best 2.0]")
+    assert "failed (timeout: 5 s)" in lines[1] and "[2/3" in lines[1]
+    assert "[3/3, best 1.5]" in lines[2]
+    assert (r.done, r.failed, r.best) == (3, 1, 1.5)
+
+
+def test_live_progress_renders() -> None:
+    out = io.StringIO()
+    with Reporter("acc", -1.0, total=2, stream=out, live=True) as r:
+        r.trial(rec(0, 0.5))
+        r.trial(rec(1, 0.7))
+    assert "trials 2/2" in out.getvalue() and "best acc 0.7" in out.getvalue()
