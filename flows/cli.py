@@ -85,8 +85,12 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
     except SpecError as err:
         raise _fail(2, str(err)) from None
     from flows import progress
-    from flows.study import study_flow
+    from flows.study import preflight, study_flow
 
+    try:
+        preflight(s)
+    except SpecError as err:
+        raise _fail(2, str(err)) from None
     reporter = progress.Reporter(s.objective.metric, s.sign, s.budget.max_trials)
     progress.install(reporter)
     try:

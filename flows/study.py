@@ -48,6 +48,25 @@ def space_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
+def check_space(spec: StudySpec, stored: dict[str, Any] | None) -> None:
+    change = None if stored is None else space_change(stored, spec.space.to_dict())
+    if change is not None:
+        raise SpecError(
+            f"parameters: the search space of study {spec.name!r} changed ({change}) — "
+            "a study keeps its space; use a new study name")
+
+
+def preflight(spec: StudySpec) -> None:
+    """Read-only checks against an existing study, before any flow runs (exit 2, not 1)."""
+    path = tracking._sqlite_path(spec.tracking.uri)
+    if path is not None and not path.exists():
+        return
+    exp_id = tracking.experiment_id(spec.tracking.uri, spec.experiment)
+    run = tracking.find_study(spec.tracking.uri, spec.name, exp_id) if exp_id else None
+    if run is not None:
+        check_space(spec, tracking.stored_space(run))
+
+
 def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
     """Find or create the parent run; returns the handle, the history and whether it resumed."""
     uri, space = spec.tracking.uri, spec.space
@@ -61,12 +80,7 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
              "amtune.direction": spec.objective.direction},
             spec.model_dump(mode="json"))
     else:
-        stored = tracking.stored_space(run)
-        change = None if stored is None else space_change(stored, space.to_dict())
-        if change is not None:
-            raise SpecError(
-                f"parameters: the search space of study {spec.name!r} changed ({change}) — "
-                "a study keeps its space; use a new study name")
+        check_space(spec, tracking.stored_space(run))
     handle = StudyHandle(
         uri=uri, experiment_id=exp_id, parent_id=run.run_id, study=spec.name,
         space=space.to_dict(), metric=spec.objective.metric, sign=spec.sign,

@@ -80,6 +80,11 @@ def client(uri: str) -> MlflowClient:
     return c
 
 
+def experiment_id(uri: str, name: str) -> str | None:
+    exp = client(uri).get_experiment_by_name(name)
+    return None if exp is None or exp.lifecycle_stage == "deleted" else exp.experiment_id
+
+
 def ensure_experiment(uri: str, name: str) -> str:
     c = client(uri)
     exp = c.get_experiment_by_name(name)
