@@ -24,7 +24,7 @@ class StudyResults:
 
 
 def load_results(study: str, uri: str) -> StudyResults:
-    path = tracking._sqlite_path(uri)
+    path = tracking.sqlite_path(uri)
     if path is not None and not path.exists():
         raise LookupError(f"--tracking-uri: {uri!r} — no such database; run a study first")
     run = tracking.find_study(uri, study)

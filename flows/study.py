@@ -58,7 +58,7 @@ def check_space(spec: StudySpec, stored: dict[str, Any] | None) -> None:
 
 def preflight(spec: StudySpec) -> None:
     """Read-only checks against an existing study, before any flow runs (exit 2, not 1)."""
-    path = tracking._sqlite_path(spec.tracking.uri)
+    path = tracking.sqlite_path(spec.tracking.uri)
     if path is not None and not path.exists():
         return
     exp_id = tracking.experiment_id(spec.tracking.uri, spec.experiment)

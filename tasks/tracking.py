@@ -61,7 +61,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
     rest = uri[len("sqlite:///"):].split("?")[0]
@@ -72,7 +72,7 @@ def _sqlite_path(uri: str) -> Path | None:
 def client(uri: str) -> MlflowClient:
     """One client per URI; SQLite databases are switched to WAL (persistent, ~10x cheaper)."""
     c = MlflowClient(tracking_uri=uri)
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     if path is not None:
         c.search_experiments(max_results=1)  # creates the schema on first use
         with sqlite3.connect(path, timeout=30) as db:
