@@ -27,6 +27,7 @@ QUIET_ENV = {
     # The ephemeral API does not check CSRF tokens; fetching one costs a request per client.
     "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
     "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # no schema-migration chatter on a new database
     "GIT_PYTHON_REFRESH": "quiet",
 }
 
@@ -37,10 +38,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 def quiet_defaults() -> None:
     for k, v in QUIET_ENV.items():
         os.environ.setdefault(k, v)
-    import logging
-
-    for name in ("mlflow", "alembic"):  # schema-creation chatter on a new database
-        logging.getLogger(name).setLevel(logging.WARNING)
     cwd = os.getcwd()  # `module:attr` objectives are imported from the working directory
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
