@@ -129,3 +129,17 @@ def test_changed_space_is_an_error_naming_the_change(amtune: Runner, prefect_api
     assert r.returncode == 2, r.stderr
     assert "parameters" in r.stderr and "parameters.x changed" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_study_that_cannot_run_exits_1(amtune: Runner, prefect_api: str,
+                                       tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(GOOD, sort_keys=False))
+    (tmp_path / "a-file").write_text("not a directory")
+    uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    r = amtune("run", str(path), "--tracking-uri", uri, prefect_api=prefect_api,
+               PREFECT_LOGGING_LEVEL="CRITICAL")
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("amtune: study 'ok' could not run:"), r.stderr
+    assert "Traceback" not in r.stderr
