@@ -18,6 +18,10 @@ import typer
 # Quiet, offline defaults; a user's own environment wins.
 QUIET_ENV = {
     "PREFECT_LOGGING_LEVEL": "CRITICAL",
+    # The ephemeral API runs in this process; its services log tracebacks on Ctrl-C.
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+    # MLflow configures its own logger on import (INFO: "Creating initial MLflow database...").
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_ENABLED": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
@@ -108,6 +112,21 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
                    f"{json.dumps(result.best_params, sort_keys=True)}")
     typer.echo(f"mlflow: experiment {result.experiment_id}, run {result.parent_run_id} "
                f"({s.tracking.uri})")
+    typer.echo(f"mlflow ui: {ui_link(s.tracking.uri, result.experiment_id)}")
+
+
+def ui_link(uri: str, experiment_id: str) -> str:
+    """Where the study's runs table is in MLflow's UI.
+
+    MLflow 3.17's UI picks the GenAI or the model-training view from the browser's
+    "GenAI | Model training" switch (default GenAI), not from the experiment's tags;
+    ``workflowType=machine_learning`` in the link opens the runs view with the trials
+    nested under the study.
+    """
+    page = f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"http://127.0.0.1:5000/{page} (after `mlflow ui --backend-store-uri {uri}`)"
 
 
 @app.command()
@@ -129,7 +148,10 @@ def results(study: Annotated[str, typer.Argument(help="Study name")],
     if csv is not None:
         from flows.summary import trials_csv
 
-        csv.write_text(trials_csv(data.records), encoding="utf-8")
+        try:
+            csv.write_text(trials_csv(data.records), encoding="utf-8")
+        except OSError as err:
+            raise _fail(2, f"--csv: {str(csv)!r} — cannot write ({err.strerror})") from None
     render(data, top=top, as_json=as_json)
 
 

@@ -31,6 +31,19 @@ class Reporter:
         self._start, self._start_done = time.monotonic(), done
         self._lock = threading.Lock()
         self._live: Live | None = None
+        self._started = False  # False while Prefect and MLflow start up
+
+    def begin(self, done: int, failed: int, best: float | None) -> None:
+        """The study is open: count from its history and time the ETA from now.
+
+        Trials finished before a resume, and the start-up time, would otherwise
+        make the ETA too optimistic (or too pessimistic).
+        """
+        with self._lock:
+            self.done, self.failed, self.best = done, failed, best
+            self._start, self._start_done, self._started = time.monotonic(), done, True
+            if self._live is not None:
+                self._live.update(self._line())
 
     def __enter__(self) -> Reporter:
         if self.live_mode:
@@ -52,10 +65,14 @@ class Reporter:
         per = (time.monotonic() - self._start) / ran
         return f"{per * (self.total - self.done):.0f}s"
 
+    def _best(self) -> str:
+        return "-" if self.best is None else f"{self.best:.6g}"
+
     def _line(self) -> Text:
-        best = "-" if self.best is None else f"{self.best:.6g}"
+        if not self._started and self.done == 0:
+            return Text(f"trials 0/{self.total}  starting Prefect and MLflow...")
         return Text(f"trials {self.done}/{self.total}  failed {self.failed}  "
-                    f"best {self.metric} {best}  eta {self._eta()}")
+                    f"best {self.metric} {self._best()}  eta {self._eta()}")
 
     def trial(self, rec: TrialRecord) -> None:
         with self._lock:
@@ -71,7 +88,7 @@ class Reporter:
             what = (f"{self.metric}={rec.value:.6g}" if rec.status == "completed"
                     and rec.value is not None else f"failed ({rec.reason})")
             print(f"trial-{rec.number:04d} {what}  [{self.done}/{self.total}, "
-                  f"best {self.best if self.best is not None else '-'}]",
+                  f"best {self._best()}]",
                   file=self.stream, flush=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -56,15 +57,23 @@ def render(data: StudyResults, *, top: int, as_json: bool) -> None:
             "top": [{"number": r.number, "value": r.value, "params": r.params,
                      "attempts": r.attempts} for r in best[:top]]}, indent=2))
         return
-    console = Console()
+    console = Console(soft_wrap=True)  # long lines wrap in the terminal, not at 80 columns
     console.print(f"study {data.study}: {n} trials ({failed} failed), status {data.status}"
-                  + (f", stopped by {data.reason}" if data.reason else ""))
+                  + (f", stopped by {data.reason}" if data.reason else ""), highlight=False)
     if not best:
-        console.print("no completed trial")
+        reasons = Counter(r.reason or "unknown" for r in data.records if r.status == "failed")
+        console.print("no completed trial"
+                      + "".join(f"\n  {v}x {k}" for k, v in reasons.most_common(5)),
+                      highlight=False, markup=False)
         return
     names = list(best[0].params)
     table = Table("trial", data.metric, *names, "attempts")
     for r in best[:top]:
-        table.add_row(str(r.number), f"{r.value:.6g}", *(str(r.params[k]) for k in names),
+        table.add_row(str(r.number), f"{r.value:.6g}", *(_cell(r.params[k]) for k in names),
                       str(r.attempts))
     console.print(table)
+
+
+def _cell(value: object) -> str:
+    """Floats to 6 significant digits: the table shows, the CSV and JSON keep every digit."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

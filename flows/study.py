@@ -112,9 +112,9 @@ def study_flow(spec: dict[str, Any], max_trials: int | None = None,
     rep = progress.current()
     if rep is not None:
         best = best_trial(records, s.sign)
-        rep.total, rep.done = b.max_trials, len(counted(records))
-        rep.failed = sum(r.status == "failed" for r in records)
-        rep.best = best.value if best else None
+        rep.total = b.max_trials
+        rep.begin(len(counted(records)), sum(r.status == "failed" for r in records),
+                  best.value if best else None)
     art = summary.start_progress()
     while True:
         reason = stop_reason(records, sign=s.sign, max_trials=b.max_trials,

@@ -29,7 +29,8 @@ P = "amtune."
 PARENT_TAG = "mlflow.parentRunId"
 STATUS = {"FINISHED": "completed", "FAILED": "failed", "RUNNING": "running",
           "KILLED": "killed", "SCHEDULED": "running"}
-# Without this tag MLflow 3's UI may infer a GenAI experiment and hide the runs table.
+# Marks a model-training experiment for MLflow 3 UIs that read it. 3.17's UI ignores it and
+# follows its GenAI / Model training switch instead: the CLI prints a link that sets it.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 

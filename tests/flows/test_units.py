@@ -81,7 +81,7 @@ def test_plain_progress_lines() -> None:
         r.trial(TrialRecord(1, 0, "failed", "r1", reason="timeout: 5 s"))
         r.trial(rec(2, 1.5))
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("trial-0000 loss=2  [1/3, best 2.0]")
+    assert lines[0].startswith("trial-0000 loss=2  [1/3, best 2]")
     assert "failed (timeout: 5 s)" in lines[1] and "[2/3" in lines[1]
     assert "[3/3, best 1.5]" in lines[2]
     assert (r.done, r.failed, r.best) == (3, 1, 1.5)

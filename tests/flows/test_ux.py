@@ -1,0 +1,72 @@
+"""What a user sees: progress lines, the end-of-run lines, `results` on edge cases."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import yaml
+
+from flows.cli import ui_link
+from flows.progress import Reporter
+from tasks.tracking import TrialRecord
+from tests.conftest import Runner
+from tests.flows.helpers import spec
+
+LONG = 0.024579968439617555
+
+
+def test_plain_lines_format_the_best_value() -> None:
+    out = io.StringIO()
+    with Reporter("loss", 1.0, total=2, stream=out, live=False) as r:
+        r.trial(TrialRecord(0, 0, "completed", "r0", value=LONG))
+    line = out.getvalue().strip()
+    assert line == "trial-0000 loss=0.02458  [1/2, best 0.02458]", line
+
+
+def test_live_line_says_it_is_starting_then_counts_from_the_history() -> None:
+    r = Reporter("acc", -1.0, total=20)
+    assert "starting" in str(r._line())
+    r.begin(done=10, failed=2, best=0.9)  # a resumed study
+    line = str(r._line())
+    assert line.startswith("trials 10/20  failed 2  best acc 0.9  eta -"), line
+    r.trial(TrialRecord(10, 3, "completed", "r10", value=0.95))
+    assert "trials 11/20  failed 2  best acc 0.95  eta " in str(r._line())
+    assert not str(r._line()).endswith("eta -")  # one trial ran in this process: an ETA
+
+
+def test_ui_link_opens_the_model_training_view() -> None:
+    assert ui_link("http://127.0.0.1:5000/", "7") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning")
+    local = ui_link("sqlite:///mlflow.db", "1")
+    assert "#/experiments/1/runs?workflowType=machine_learning" in local
+    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in local
+
+
+def test_all_failed_study_is_quiet_and_explained(amtune: Runner, prefect_api: str,
+                                                 tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = tmp_path / "fail.yaml"
+    data = spec("ux-allfail", "tests.flows.objectives:always_fails",
+                budget={"max_trials": 2, "max_parallel": 2})
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    # The session sets PREFECT_LOGGING_LEVEL=WARNING for the tests; a user has amtune's default.
+    r = amtune("run", str(path), "--tracking-uri", uri, prefect_api=prefect_api,
+               PREFECT_LOGGING_LEVEL="CRITICAL")
+    assert r.returncode == 0, r.stderr
+    assert "2 trials (2 failed)" in r.stdout
+    assert "workflowType=machine_learning" in r.stdout
+    # No MLflow schema chatter, no Prefect tracebacks: only the two plain trial lines.
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 2 and all(ln.startswith("trial-000") for ln in err), r.stderr
+    assert all("failed (" in ln and "best -" in ln for ln in err), r.stderr
+
+    res = amtune("results", "ux-allfail", "--tracking-uri", uri)
+    assert res.returncode == 0, res.stderr
+    assert "no completed trial" in res.stdout
+    assert "2x " in res.stdout or res.stdout.count("1x ") == 2, res.stdout
+
+    bad = amtune("results", "ux-allfail", "--tracking-uri", uri,
+                 "--csv", str(tmp_path / "missing" / "t.csv"))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("amtune: --csv: ") and "Traceback" not in bad.stderr
