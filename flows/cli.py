@@ -20,8 +20,6 @@ QUIET_ENV = {
     "PREFECT_LOGGING_LEVEL": "CRITICAL",
     # The ephemeral API runs in this process; its services log tracebacks on Ctrl-C.
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-    # MLflow configures its own logger on import (INFO: "Creating initial MLflow database...").
-    "MLFLOW_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_ENABLED": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
