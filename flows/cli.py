@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +22,7 @@ QUIET_ENV = {
     "PREFECT_LOGGING_LEVEL": "CRITICAL",
     # The ephemeral API runs in this process; its services log tracebacks on Ctrl-C.
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_INTERNAL_LOGGING_LEVEL": "CRITICAL",  # event-delivery errors after a Ctrl-C
     "PREFECT_LOGGING_TO_API_ENABLED": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
@@ -92,6 +95,7 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
         raise _fail(2, str(err)) from None
     reporter = progress.Reporter(s.objective.metric, s.sign, s.budget.max_trials)
     progress.install(reporter)
+    _leave_at_once_on_ctrl_c()
     try:
         with reporter:
             result = study_flow(spec=s.model_dump(mode="json"))
@@ -111,6 +115,34 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
     typer.echo(f"mlflow: experiment {result.experiment_id}, run {result.parent_run_id} "
                f"({s.tracking.uri})")
     typer.echo(f"mlflow ui: {ui_link(s.tracking.uri, result.experiment_id)}")
+
+
+def _leave_at_once_on_ctrl_c() -> None:
+    """On the ephemeral API, Ctrl-C exits at once instead of hanging for minutes.
+
+    The terminal's SIGINT also reaches Prefect's ephemeral API server (a child in our
+    process group), which dies; Prefect would then keep retrying to report states and
+    events to it. Nothing is lost by leaving now: trials left RUNNING are closed and run
+    again when the study resumes. With a real server (PREFECT_API_URL) Prefect's own
+    interrupt handling reports the crash, so it is left alone.
+    """
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url or threading.current_thread() is not threading.main_thread():
+        return
+
+    def leave(signum: int, frame: object) -> None:
+        from flows import progress
+
+        reporter = progress.current()
+        if reporter is not None:
+            reporter.__exit__(None, None, None)  # stop the live line, show the cursor
+        sys.stderr.write("\namtune: interrupted; run the same command again to resume\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(1)
+
+    signal.signal(signal.SIGINT, leave)
 
 
 def ui_link(uri: str, experiment_id: str) -> str:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -10,8 +15,9 @@ import yaml
 from flows.cli import ui_link
 from flows.progress import Reporter
 from tasks.tracking import TrialRecord
-from tests.conftest import Runner
-from tests.flows.helpers import spec
+from tests.conftest import Runner, cli_env
+from tests.flows.helpers import counted, spec, study_runs
+from tests.flows.test_cli import child_statuses
 
 LONG = 0.024579968439617555
 
@@ -70,3 +76,48 @@ def test_all_failed_study_is_quiet_and_explained(amtune: Runner, prefect_api: st
                  "--csv", str(tmp_path / "missing" / "t.csv"))
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("amtune: --csv: ") and "Traceback" not in bad.stderr
+
+
+def test_ctrl_c_on_the_ephemeral_api_exits_then_resumes(prefect_api: str,
+                                                         tmp_path: Path) -> None:
+    """A terminal's Ctrl-C (SIGINT to the whole foreground group) mid-round.
+
+    The group includes Prefect's ephemeral API server, which dies of it; amtune must
+    exit with its one line instead of retrying to report to the dead server.
+    """
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = tmp_path / "int.yaml"
+    path.write_text(yaml.safe_dump(spec(
+        "ux-int", "tests.flows.objectives:slow", tracking={"uri": uri},
+        budget={"max_trials": 8, "max_parallel": 2})), encoding="utf-8")
+    env = cli_env(None, AMTUNE_TEST_SLEEP="1.0", PREFECT_HOME=str(tmp_path / "ph"),
+                  PREFECT_LOGGING_LEVEL="CRITICAL")
+    env.pop("PREFECT_API_URL", None)  # the ephemeral API, as a user runs it
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(path)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for _ in range(1200):  # until a trial has finished and others run
+            time.sleep(0.2)
+            status = child_statuses(tmp_path / "mlflow.db")
+            if "FINISHED" in status and "RUNNING" in status:
+                break
+        else:
+            raise AssertionError("the study never reached a round with finished trials")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)  # a hang guard: it used to take minutes
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, err
+    assert err.rstrip().endswith("amtune: interrupted; run the same command again to resume")
+    assert "Traceback" not in err and "ERROR" not in err, err
+
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(path)], cwd=tmp_path,
+                       env=cli_env(prefect_api, AMTUNE_TEST_SLEEP="0"), capture_output=True,
+                       text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    _, children = study_runs(uri, "ux-int")
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    assert sorted(int(c.data.tags["amtune.trial"]) for c in counted(children)) == list(range(8))
