@@ -22,6 +22,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 # The CLIs of the environment running the tests (the project's .venv in CI).
 BIN = Path(sys.executable).parent
@@ -88,10 +90,15 @@ class Service:
         return self.startup_s
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM the process group, then SIGKILL whatever is left of it."""
+        """SIGTERM the process group, then SIGKILL whatever is left of it.
+
+        Descendants that moved to a session of their own (Prefect starts flow-run
+        processes that way) are collected first and killed too.
+        """
         if self.proc is None:
             return
         pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
+        strays = _descendants(pgid)
         _signal_group(pgid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace_s)
@@ -100,8 +107,12 @@ class Service:
         while _group_alive(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)
         _signal_group(pgid, signal.SIGKILL)
+        for p in strays + _descendants(pgid):
+            with suppress(psutil.Error):
+                p.kill()
         if self.proc.poll() is None:
             self.proc.wait(timeout=grace_s)
+        psutil.wait_procs(strays, timeout=grace_s)
         while _group_alive(pgid) and time.monotonic() < deadline + grace_s:
             time.sleep(0.05)
         self.proc = None
@@ -116,6 +127,13 @@ class Service:
         except FileNotFoundError:
             return ""
         return "\n".join(lines[-n:])
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

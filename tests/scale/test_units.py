@@ -1,0 +1,107 @@
+"""Pure parts of scheduling and scale-out: names, schedules, paths, spec fields."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.deploy import check_cron, check_schedule, spec_parameter
+from flows.execution import absolute_tracking_uri
+from flows.schedule import as_scheduled, scheduled_name
+from flows.spec import SpecError, validate_spec
+from tests.scale.objectives import spec
+from tests.servers import ROOT, child_env
+
+
+def test_scheduled_name_is_the_utc_slot() -> None:
+    when = datetime(2026, 11, 29, 3, 0, 5, tzinfo=UTC)
+    assert scheduled_name("svm", when) == "svm-20261129T030005Z"
+    cet = timezone(timedelta(hours=1))
+    assert scheduled_name("svm", datetime(2026, 11, 29, 4, 0, 5, tzinfo=cet)) == \
+        "svm-20261129T030005Z"
+    assert scheduled_name("svm", datetime(2026, 11, 29, 3, 0, 5)) == "svm-20261129T030005Z"
+
+
+def test_a_scheduled_run_is_its_own_study_in_the_spec_experiment() -> None:
+    s = validate_spec(spec("nightly", "sqlite:///x.db"), check_objective=False)
+    run = as_scheduled(s, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert run.name == "nightly-20260102T030405Z"
+    assert run.experiment == "nightly"
+    assert run.parameters == s.parameters and run.seed == s.seed
+
+
+@pytest.mark.parametrize("expr", ["0 3 * * *", "*/5 * * * 1-5", "30 2 1 * *"])
+def test_valid_cron(expr: str) -> None:
+    assert check_cron(expr) == expr
+    assert check_schedule(expr, None) == {"cron": expr}
+
+
+@pytest.mark.parametrize("expr", ["61 * * * *", "* * *", "H 3 * * *", "0 3 * * * *", "daily"])
+def test_bad_cron_names_the_option_the_value_and_the_form(expr: str) -> None:
+    with pytest.raises(SpecError) as err:
+        check_cron(expr)
+    msg = str(err.value)
+    assert msg.startswith(f"--cron: {expr!r}") and "minute hour" in msg
+
+
+def test_schedule_needs_exactly_one_of_cron_and_interval() -> None:
+    assert check_schedule(None, 90) == {"interval": 90.0}
+    for cron, interval in [(None, None), ("0 3 * * *", 60.0)]:
+        with pytest.raises(SpecError, match="exactly one of --cron EXPR or --interval"):
+            check_schedule(cron, interval)
+    with pytest.raises(SpecError, match=r"--interval: -5.0 — must be .* > 0"):
+        check_schedule(None, -5.0)
+
+
+def test_spec_parameter_is_relative_to_the_checkout(tmp_path: Path) -> None:
+    assert spec_parameter(ROOT / "examples" / "svm.yaml") == "examples/svm.yaml"
+    outside = tmp_path / "s.yaml"
+    assert spec_parameter(outside) == str(outside.resolve())
+
+
+def test_relative_sqlite_uris_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert absolute_tracking_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path}/mlflow.db"
+    assert absolute_tracking_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert absolute_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({"execution": {"task_runner": "ray"}}, "execution.task_runner: 'ray' — allowed: 'threads' "
+                                            "or 'dask'"),
+    ({"execution": {"address": "tcp://127.0.0.1:8786"}}, "only used with task_runner: dask"),
+    ({"execution": {"task_runner": "dask", "address": "localhost"}}, "execution.address: "
+                                                                      "'localhost' — must match"),
+    ({"execution": {"task_runner": "dask", "workers": 2}}, "execution.workers: 2 — unknown key"),
+    ({"warm_start": "latest"}, "warm_start"),
+])
+def test_bad_execution_and_warm_start_fields(extra: dict, expected: str) -> None:
+    with pytest.raises(SpecError) as err:
+        validate_spec(spec("s", "sqlite:///x.db", **extra), check_objective=False)
+    assert expected in str(err.value)
+
+
+def test_valid_execution_and_warm_start_fields() -> None:
+    s = validate_spec(spec("s", "sqlite:///x.db", warm_start=["a", "b"],
+                           execution={"task_runner": "dask", "address": "tcp://10.0.0.1:8786"}),
+                      check_objective=False)
+    assert s.execution.address == "tcp://10.0.0.1:8786" and s.warm_start == ["a", "b"]
+    assert validate_spec(spec("s", "sqlite:///x.db"), check_objective=False).warm_start is None
+
+
+def test_cli_rejects_a_bad_cron_before_contacting_anything(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec("s", f"sqlite:///{tmp_path}/m.db")))
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "deploy", str(path), "--cron", "0 25 * * *"],
+        cwd=ROOT, env=child_env(PREFECT_API_URL="http://127.0.0.1:9/api"),
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().startswith("amtune: --cron: '0 25 * * *' — not a valid cron")
+    assert "Traceback" not in proc.stderr
