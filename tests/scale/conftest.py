@@ -1,14 +1,19 @@
 """Session-wide real servers for the scale tests.
 
-Starting a Prefect or MLflow server costs seconds of import and migration time on
-two cores, so every test module here shares one of each (started on first use,
-torn down at the end of the session). A test that must restart a server does it
-on the shared one: a restart keeps the port and the database.
+Starting a Prefect or MLflow server costs seconds of imports and migrations on
+two cores, so the tests here share one Prefect server, one MLflow server and one
+Dask cluster for the whole session. The three start together, on first use, in
+parallel threads (their start-up is mostly waiting on imports in separate
+processes); a test that must restart a server restarts the shared one, which
+keeps its port and database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack
+from typing import Any
 
 import pytest
 
@@ -23,20 +28,49 @@ from tests.servers import (
 
 
 @pytest.fixture(scope="session")
-def prefect_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
-        print(f"\nprefect server healthy after {server.service.startup_s:.1f} s")
-        yield server
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    makers: dict[str, Callable[[], AbstractContextManager[Any]]] = {
+        "prefect": lambda: prefect_server(tmp_path_factory.mktemp("prefect-server")),
+        "mlflow": lambda: mlflow_server(tmp_path_factory.mktemp("mlflow-server")),
+        "dask": lambda: dask_cluster(tmp_path_factory.mktemp("dask")),
+    }
+
+    def enter(make: Callable[[], AbstractContextManager[Any]]) -> tuple[Any, Any]:
+        cm = make()
+        return cm, cm.__enter__()
+
+    with ExitStack() as stack, ThreadPoolExecutor(len(makers)) as pool:
+        futures = {name: pool.submit(enter, make) for name, make in makers.items()}
+        started: dict[str, Any] = {}
+        errors = []
+        for name, fut in futures.items():
+            try:
+                cm, value = fut.result()
+            except Exception as err:  # the others are still torn down by the stack
+                errors.append(err)
+                continue
+            stack.push(cm.__exit__)
+            started[name] = value
+        if errors:
+            raise errors[0]
+        yield started
 
 
 @pytest.fixture(scope="session")
-def mlflow_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
-        print(f"\nmlflow server healthy after {server.starts[0]:.1f} s")
-        yield server
+def prefect_srv(services: dict[str, Any]) -> PrefectServer:
+    server: PrefectServer = services["prefect"]
+    print(f"\nprefect server healthy after {server.service.startup_s:.1f} s")
+    return server
 
 
 @pytest.fixture(scope="session")
-def dask_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
-    with dask_cluster(tmp_path_factory.mktemp("dask")) as cluster:
-        yield cluster
+def mlflow_srv(services: dict[str, Any]) -> MlflowServer:
+    server: MlflowServer = services["mlflow"]
+    print(f"\nmlflow server healthy after {server.starts[0]:.1f} s")
+    return server
+
+
+@pytest.fixture(scope="session")
+def dask_srv(services: dict[str, Any]) -> DaskCluster:
+    cluster: DaskCluster = services["dask"]
+    return cluster
