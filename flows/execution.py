@@ -39,8 +39,9 @@ def local_cluster(n_workers: int) -> str:
     from distributed import LocalCluster
 
     n = max(1, min(n_workers, os.cpu_count() or 1))
+    # Every listener on loopback: without an address Dask's HTTP routes bind all interfaces.
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None)
+                           dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
     return str(cluster.scheduler_address)
 
 

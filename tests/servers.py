@@ -320,14 +320,18 @@ def _dask_workers_ready(address: str, n: int) -> Callable[[], bool]:
 
 @contextmanager
 def dask_cluster(workdir: Path, n_workers: int = 2, nthreads: int = 2) -> Iterator[DaskCluster]:
-    """``dask scheduler`` plus ``n_workers`` ``dask worker`` processes on 127.0.0.1."""
+    """``dask scheduler`` plus ``n_workers`` ``dask worker`` processes on 127.0.0.1.
+
+    Every address is given, dashboards included: with ``--no-dashboard`` Dask still
+    serves its HTTP health routes, on all interfaces.
+    """
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = child_env()
     scheduler = Service(
         "dask scheduler",
         [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-         "--no-dashboard"],
+         "--dashboard-address", f"127.0.0.1:{free_port()}"],
         env,
         workdir / "dask-scheduler.log",
         cwd=workdir,
@@ -339,7 +343,7 @@ def dask_cluster(workdir: Path, n_workers: int = 2, nthreads: int = 2) -> Iterat
             worker = Service(
                 f"dask worker {i}",
                 [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1",
-                 "--nthreads", str(nthreads), "--no-dashboard", "--name", f"worker-{i}"],
+                 "--nthreads", str(nthreads), "--dashboard-address", "127.0.0.1:0"],
                 env,
                 workdir / f"dask-worker-{i}.log",
                 cwd=workdir,

@@ -94,6 +94,15 @@ def test_prefect_yaml_deploys_the_example_studies(prefect_srv: PrefectServer, po
             step = dep.pull_steps[0]["prefect.deployments.steps.set_working_directory"]
             assert Path(step["directory"]) == ROOT
 
+    one = _amtune(prefect_srv, "deploy", "deployments/svm-nightly.yaml", "--cron", "0 3 * * *",
+                  "--pool", pool)
+    assert one.returncode == 0, one.stdout + one.stderr
+    with _client(prefect_srv) as client:
+        dep = client.read_deployment_by_name("amtune-study/svm-nightly")
+    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
+    assert dep.parameters == {"spec": "deployments/svm-nightly.yaml"}
+    assert dep.work_pool_name == pool
+
 
 def _studies(uri: str, experiment: str, trials: int) -> list[Any]:
     """Finished studies of the experiment with all their trials, oldest first."""
