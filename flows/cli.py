@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
+from flows import deploy
+
 # Quiet, offline defaults; a user's own environment wins.
 QUIET_ENV = {
     "PREFECT_LOGGING_LEVEL": "CRITICAL",
@@ -183,6 +185,9 @@ def results(study: Annotated[str, typer.Argument(help="Study name")],
         except OSError as err:
             raise _fail(2, f"--csv: {str(csv)!r} — cannot write ({err.strerror})") from None
     render(data, top=top, as_json=as_json)
+
+
+deploy.register(app, quiet_defaults, _fail)
 
 
 def main() -> None:

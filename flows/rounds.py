@@ -14,9 +14,9 @@ import prefect.context
 from prefect import flow, unmapped
 from prefect.futures import PrefectFuture, as_completed
 from prefect.settings import get_current_settings
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress
+from flows.execution import make_task_runner
 from tasks.context import PlannedTrial, StudyHandle
 from tasks.failures import TrialFailure
 from tasks.propose import load_history, propose_batch
@@ -78,7 +78,7 @@ def _no_heartbeat() -> Iterator[None]:
 
 def run_round(handle: StudyHandle, k: int, n: int, max_parallel: int) -> RoundResult:
     """Run round ``k`` as a subflow named ``round-<k>`` with at most ``max_parallel`` trials."""
-    sub = round_flow.with_options(flow_run_name=f"round-{k}",
-                                  task_runner=ThreadPoolTaskRunner(max_workers=max_parallel))
+    runner = make_task_runner(handle.task_runner, handle.dask_address, max_parallel)
+    sub = round_flow.with_options(flow_run_name=f"round-{k}", task_runner=runner)
     with _no_heartbeat():
         return sub(handle, k, n)

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from strategies import SearchSpace, make_strategy
 
@@ -76,6 +83,29 @@ class Tracking(_Model):
     experiment: str | None = None
 
 
+def _check_warm_start(value: Any) -> Any:
+    """One clear message for every wrong shape (pydantic would report each union arm)."""
+    ok = value is None or value == "previous" or (
+        isinstance(value, list) and all(isinstance(v, str) and v for v in value))
+    if not ok:
+        raise ValueError(f"{value!r} — allowed: 'previous' or a list of study names")
+    return value
+
+
+class Execution(_Model):
+    """Where trials run: Prefect's thread pool, or a Dask cluster (see flows/execution.py)."""
+
+    task_runner: Literal["threads", "dask"] = "threads"
+    address: str | None = Field(default=None, pattern=r"^[a-z]+://\S+:\d+$")
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> Execution:
+        if self.address is not None and self.task_runner != "dask":
+            raise ValueError(f"address {self.address!r} — only used with task_runner: dask, "
+                             f"not {self.task_runner!r}")
+        return self
+
+
 class StudySpec(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     objective: Objective
@@ -85,6 +115,10 @@ class StudySpec(_Model):
     trial: TrialSpec = Field(default_factory=TrialSpec)
     seed: int = 0
     tracking: Tracking = Field(default_factory=Tracking)
+    execution: Execution = Field(default_factory=Execution)
+    # prior history from earlier studies over the same space (flows/warm.py)
+    warm_start: Annotated[Literal["previous"] | list[str] | None,
+                          BeforeValidator(_check_warm_start)] = None
 
     @property
     def space(self) -> SearchSpace:

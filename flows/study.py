@@ -13,10 +13,12 @@ from typing import Any
 
 from prefect import flow
 
-from flows import progress, summary
+from flows import progress, schedule, summary
 from flows.completion import best_trial, stop_reason
+from flows.execution import absolute_tracking_uri
 from flows.rounds import run_round
-from flows.spec import SpecError, StudySpec, validate_spec
+from flows.spec import SpecError, StudySpec
+from flows.warm import warm_history
 from tasks import tracking
 from tasks.context import StudyHandle, counted
 from tasks.propose import forget
@@ -70,6 +72,8 @@ def preflight(spec: StudySpec) -> None:
 def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
     """Find or create the parent run; returns the handle, the history and whether it resumed."""
     uri, space = spec.tracking.uri, spec.space
+    if spec.execution.task_runner == "dask":  # trials write from other processes
+        uri = absolute_tracking_uri(uri)
     exp_id = tracking.ensure_experiment(uri, spec.experiment)
     run = tracking.find_study(uri, spec.name, exp_id)
     resumed = run is not None
@@ -88,7 +92,10 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
         seed=spec.seed, objective=spec.objective, retries=spec.trial.retries,
         retry_delay_s=spec.trial.retry_delay_s,
         retry_on=tuple(spec.trial.retry_on) if spec.trial.retry_on is not None else None,
-        timeout_s=spec.trial.timeout_s)
+        timeout_s=spec.trial.timeout_s, task_runner=spec.execution.task_runner,
+        dask_address=spec.execution.address,
+        prior=tuple(warm_history(uri, run, spec.warm_start, space, spec.objective.metric,
+                                 spec.sign)))
     forget(run.run_id)  # a previous run of this study in this process may have cached it
     records = tracking.read_trials(uri, run, space, spec.objective.metric)
     stale = [r for r in records if r.status == "running"]
@@ -101,10 +108,13 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
 
 
 @flow(name="amtune-study", persist_result=False, log_prints=False)
-def study_flow(spec: dict[str, Any], max_trials: int | None = None,
+def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
                tracking_uri: str | None = None) -> StudyResult:
-    """Run (or resume) one study described by a spec dict."""
-    s = validate_spec(spec).with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
+    """Run (or resume) one study described by a spec dict or a spec file's path.
+
+    Run by a deployment, the study is the scheduled re-tune of the spec
+    (``flows.schedule``)."""
+    s = schedule.resolve(spec).with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
     handle, records, _ = open_study(s)
     b = s.budget
     start = time.monotonic()

@@ -28,6 +28,9 @@ class StudyHandle:
     retry_delay_s: float = 1.0
     retry_on: tuple[str, ...] | None = None
     timeout_s: float | None = None
+    prior: tuple[Trial, ...] = ()  # warm-start history: given to the strategy, never counted
+    task_runner: str = "threads"  # threads | dask (flows/execution.py)
+    dask_address: str | None = None
 
     @property
     def search_space(self) -> SearchSpace:

@@ -65,7 +65,8 @@ def propose_batch(handle: StudyHandle, records: list[TrialRecord], n: int,
     """
     strategy = make_strategy(handle.strategy, handle.search_space, seed=handle.seed,
                              **handle.strategy_options)
-    batch = strategy.propose(to_trials(records, handle.sign), n) if n > 0 else []
+    history = [*handle.prior, *to_trials(records, handle.sign)]
+    batch = strategy.propose(history, n) if n > 0 else []
     planned = []
     for number, params in zip(free_numbers(records, len(batch)), batch, strict=True):
         run_id = tracking.create_trial(handle.uri, handle.experiment_id, handle.parent_id,

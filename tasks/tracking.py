@@ -118,6 +118,14 @@ def find_study(uri: str, study: str, experiment_id: str | None = None) -> StudyR
     return StudyRun(r.info.run_id, r.info.experiment_id, r.info.status, dict(r.data.tags))
 
 
+def list_studies(uri: str, experiment_id: str) -> list[StudyRun]:
+    """Every study parent run of an experiment, newest first (warm start looks back)."""
+    runs = client(uri).search_runs([experiment_id], f"tags.`{P}role` = 'study'",
+                                   order_by=["attributes.start_time DESC"])
+    return [StudyRun(r.info.run_id, r.info.experiment_id, r.info.status, dict(r.data.tags))
+            for r in runs]
+
+
 def create_study(uri: str, experiment_id: str, study: str, space: SearchSpace,
                  tags: Mapping[str, str], spec: Mapping[str, Any]) -> StudyRun:
     c = client(uri)

@@ -37,6 +37,17 @@ def _retry_decided_by_task(task: Task[..., Any], task_run: TaskRun, state: State
         return _will_retry.pop(task_run.id, False)
 
 
+def _decide_retry(task_run_id: UUID | None, retry: bool) -> None:
+    """Record this attempt's retry decision for ``_retry_decided_by_task``.
+
+    A function of its own, not inline: ``run_trial`` is pickled by value to run on
+    Dask workers, and a function that names the lock directly cannot be pickled.
+    """
+    if task_run_id is not None:
+        with _lock:
+            _will_retry[task_run_id] = retry
+
+
 def _attempt() -> tuple[UUID | None, int]:
     ctx = TaskRunContext.get()
     if ctx is None:  # called outside Prefect (unit use): a single attempt
@@ -65,9 +76,7 @@ def run_trial(handle: StudyHandle, number: int, round_: int, run_id: str,
         duration = time.monotonic() - start
         retry = attempt <= handle.retries and (
             handle.retry_on is None or failure.matches(handle.retry_on))
-        if task_run_id is not None:
-            with _lock:
-                _will_retry[task_run_id] = retry
+        _decide_retry(task_run_id, retry)
         tracking.record_failure(buffer, params, attempt=attempt, failure_tags=failure.as_tags(),
                                 duration_s=duration, final=not retry, output=failure.output)
         raise

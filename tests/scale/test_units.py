@@ -79,7 +79,8 @@ def test_relative_sqlite_uris_become_absolute(tmp_path: Path, monkeypatch: pytes
     ({"execution": {"task_runner": "dask", "address": "localhost"}}, "execution.address: "
                                                                       "'localhost' — must match"),
     ({"execution": {"task_runner": "dask", "workers": 2}}, "execution.workers: 2 — unknown key"),
-    ({"warm_start": "latest"}, "warm_start"),
+    ({"warm_start": "latest"}, "warm_start: 'latest' — allowed: 'previous' or a list"),
+    ({"warm_start": ["a", 3]}, "warm_start: ['a', 3] — allowed: 'previous' or a list"),
 ])
 def test_bad_execution_and_warm_start_fields(extra: dict, expected: str) -> None:
     with pytest.raises(SpecError) as err:
