@@ -84,15 +84,19 @@ def api_url() -> str:
 
 def check_pool(name: str) -> str:
     """The work pool exists on the server; otherwise name it and list the ones that do."""
+    import httpx
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(name)
-            return name
-        except ObjectNotFound:
-            existing = sorted(p.name for p in client.read_work_pools())
+    try:
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_work_pool(name)
+                return name
+            except ObjectNotFound:
+                existing = sorted(p.name for p in client.read_work_pools())
+    except (OSError, httpx.HTTPError) as err:
+        raise NoServerError(f"cannot reach the Prefect server at {api_url()}: {err}") from None
     allowed = ", ".join(existing) if existing else "none yet"
     raise SpecError(
         f"--pool: {name!r} — no such work pool on {api_url()} (existing: {allowed}); "

@@ -106,3 +106,16 @@ def test_cli_rejects_a_bad_cron_before_contacting_anything(tmp_path: Path) -> No
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("amtune: --cron: '0 25 * * *' — not a valid cron")
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_deploy_without_a_reachable_server_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec("s", f"sqlite:///{tmp_path}/m.db")))
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "deploy", str(path), "--interval", "60"],
+        cwd=ROOT, env=child_env(PREFECT_API_URL="http://127.0.0.1:9/api"),
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("amtune: cannot reach the Prefect server at "
+                                  "http://127.0.0.1:9/api")
+    assert "Traceback" not in proc.stderr
