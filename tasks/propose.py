@@ -25,15 +25,26 @@ _MARGIN_MS = 2000
 def load_history(handle: StudyHandle) -> list[TrialRecord]:
     """Every trial of the study as MLflow holds it (params decoded to their types)."""
     study = tracking.StudyRun(handle.parent_id, handle.experiment_id, "RUNNING", {})
-    with _seen_lock:
-        last, known = _seen.get(handle.parent_id, (None, {}))
+    last, known = _cached(handle.parent_id)
     now = tracking.now_ms()
     fresh = tracking.read_trials(handle.uri, study, handle.search_space, handle.metric,
                                  since_ms=None if last is None else last - _MARGIN_MS)
     known = {**known, **{r.run_id: r for r in fresh}}
-    with _seen_lock:
-        _seen[handle.parent_id] = (now, known)
+    _remember(handle.parent_id, now, known)
     return sorted(known.values(), key=lambda r: (r.number, r.run_id))
+
+
+# The cache is touched only through these functions, never inline in a task: Prefect's
+# Dask task runner pickles the running flow (and the tasks it names) by value, and a
+# function that names the lock itself cannot be pickled.
+def _cached(parent_id: str) -> tuple[int | None, dict[str, TrialRecord]]:
+    with _seen_lock:
+        return _seen.get(parent_id, (None, {}))
+
+
+def _remember(parent_id: str, now: int, known: dict[str, TrialRecord]) -> None:
+    with _seen_lock:
+        _seen[parent_id] = (now, known)
 
 
 def forget(parent_id: str) -> None:
