@@ -119,3 +119,16 @@ def test_cli_deploy_without_a_reachable_server_says_so(tmp_path: Path) -> None:
     assert proc.stderr.startswith("amtune: cannot reach the Prefect server at "
                                   "http://127.0.0.1:9/api")
     assert "Traceback" not in proc.stderr
+
+
+def test_what_dask_ships_to_its_workers_pickles() -> None:
+    """prefect-dask pickles the running flow and each task by value (cloudpickle), with
+    every module global their functions name; a lock among them breaks Dask runs."""
+    import cloudpickle
+
+    from flows.rounds import round_flow
+    from tasks.propose import load_history, propose_batch
+    from tasks.trial import run_trial
+
+    for obj in (round_flow, run_trial, load_history, propose_batch):
+        assert cloudpickle.loads(cloudpickle.dumps(obj)).name == obj.name
