@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -107,7 +108,17 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
     return handle, records, resumed
 
 
-@flow(name="amtune-study", persist_result=False, log_prints=False)
+def _run_name() -> str:
+    """The study's name, so the Prefect UI lists studies by name (a spec path: its stem)."""
+    from prefect.runtime import flow_run
+
+    spec = flow_run.parameters.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        return spec["name"]
+    return Path(str(spec)).stem or "amtune-study"
+
+
+@flow(name="amtune-study", flow_run_name=_run_name, persist_result=False, log_prints=False)
 def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
                tracking_uri: str | None = None) -> StudyResult:
     """Run (or resume) one study described by a spec dict or a spec file's path.

@@ -121,3 +121,16 @@ def test_ctrl_c_on_the_ephemeral_api_exits_then_resumes(prefect_api: str,
     _, children = study_runs(uri, "ux-int")
     assert not [c for c in children if c.info.status == "RUNNING"]
     assert sorted(int(c.data.tags["amtune.trial"]) for c in counted(children)) == list(range(8))
+
+
+def test_prefect_shows_the_study_by_name(prefect_api: str, tracking_uri: str) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.study import study_flow
+
+    s = spec("ux-named", "tests.flows.objectives:loss_only", tracking={"uri": tracking_uri},
+             budget={"max_trials": 2, "max_parallel": 2})
+    study_flow(spec=s)
+    with get_client(sync_client=True) as client:
+        names = {r.name for r in client.read_flow_runs(limit=200)}
+    assert "ux-named" in names and "round-0" in names
