@@ -90,11 +90,15 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
         raise _fail(2, str(err)) from None
     from flows import progress
     from flows.study import preflight, study_flow
+    from tasks.lease import LeaseHeld, LeaseLost
+    from tasks.outage import TrackingOutage
 
     try:
         preflight(s)
     except SpecError as err:
         raise _fail(2, str(err)) from None
+    except LeaseHeld as err:
+        raise _fail(1, str(err)) from None
     reporter = progress.Reporter(s.objective.metric, s.sign, s.budget.max_trials)
     progress.install(reporter)
     _leave_at_once_on_ctrl_c()
@@ -103,6 +107,8 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
             result = study_flow(spec=s.model_dump(mode="json"))
     except SpecError as err:
         raise _fail(2, str(err)) from None
+    except (LeaseHeld, LeaseLost, TrackingOutage) as err:  # their messages say what to do
+        raise _fail(1, str(err)) from None
     except KeyboardInterrupt:
         raise _fail(1, "interrupted; run the same command again to resume") from None
     except Exception as err:  # the study could not run: say why, briefly

@@ -19,6 +19,8 @@ from flows import progress
 from flows.execution import make_task_runner
 from tasks.context import PlannedTrial, StudyHandle
 from tasks.failures import TrialFailure
+from tasks.lease import LeaseLost
+from tasks.outage import TrackingOutage
 from tasks.propose import load_history, propose_batch
 from tasks.tracking import TrialRecord
 from tasks.trial import trial_task
@@ -54,6 +56,8 @@ def _record(fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> TrialRecord:
     """The trial's record; a finally failed task run becomes a failed trial, not an error."""
     try:
         return fut.result()
+    except (TrackingOutage, LeaseLost):  # the study cannot go on; the trial is not at fault
+        raise
     except Exception as err:  # the task run is Failed; MLflow already has the FAILED run
         reason = str(err) if isinstance(err, TrialFailure) else f"{type(err).__name__}: {err}"
     return TrialRecord(number=plan.number, round=plan.round, status="failed", run_id=plan.run_id,

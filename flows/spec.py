@@ -81,6 +81,8 @@ class TrialSpec(_Model):
 class Tracking(_Model):
     uri: str = "sqlite:///mlflow.db"
     experiment: str | None = None
+    # How long the study waits for an unreachable tracking store before exiting 1.
+    outage_timeout_s: float = Field(default=300.0, gt=0)
 
 
 def _check_warm_start(value: Any) -> Any:
@@ -193,12 +195,22 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
 
 def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
     """Validate a spec dict; raises SpecError with a one-line message."""
+    if data is None:
+        raise SpecError("spec: the document is empty — it must be a mapping with at least "
+                        "name, objective and parameters")
     if not isinstance(data, dict):
         raise SpecError(f"spec: {type(data).__name__} — the spec must be a mapping of keys")
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(_format_pydantic(err, data)) from None
+    if spec.trial.retry_on is not None:
+        from tasks.failures import check_retry_on
+
+        try:
+            check_retry_on(spec.trial.retry_on)
+        except ValueError as err:
+            raise SpecError(str(err)) from None
     try:
         space = spec.space
         make_strategy(spec.strategy.name, space, seed=spec.seed, **spec.strategy.options)
@@ -208,7 +220,7 @@ def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
         from tasks.objective import check_objective as check
 
         try:
-            check(spec.objective)
+            check(spec.objective, spec.parameters)
         except ValueError as err:
             raise SpecError(str(err)) from None
     return spec

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from flows.spec import SpecError, StudySpec
 from flows.warm import warm_history
 from tasks import tracking
 from tasks.context import StudyHandle, counted
+from tasks.lease import Heartbeat, Lease, LeaseHeld, acquire, held_message, release
 from tasks.propose import forget
 from tasks.tracking import TrialRecord
 
@@ -60,7 +62,12 @@ def check_space(spec: StudySpec, stored: dict[str, Any] | None) -> None:
 
 
 def preflight(spec: StudySpec) -> None:
-    """Read-only checks against an existing study, before any flow runs (exit 2, not 1)."""
+    """Read-only checks against an existing study, before any flow runs.
+
+    A changed space (SpecError, exit 2) or a live runner holding the study
+    (LeaseHeld, exit 1) is reported before a Prefect flow run exists, so a refused
+    run leaves nothing behind; ``open_study`` still checks both for real.
+    """
     path = tracking.sqlite_path(spec.tracking.uri)
     if path is not None and not path.exists():
         return
@@ -68,10 +75,17 @@ def preflight(spec: StudySpec) -> None:
     run = tracking.find_study(spec.tracking.uri, spec.name, exp_id) if exp_id else None
     if run is not None:
         check_space(spec, tracking.stored_space(run))
+        current = Lease.loads(tracking.read_lease(spec.tracking.uri, run.run_id))
+        if current is not None and not current.is_stale():
+            raise LeaseHeld(held_message(spec.name, current))
 
 
-def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
-    """Find or create the parent run; returns the handle, the history and whether it resumed."""
+def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool, Lease]:
+    """Find or create the parent run and take its runner lease.
+
+    Returns the handle, the history, whether it resumed and the lease. The lease is
+    taken before RUNNING trials are closed: they may belong to a live runner.
+    """
     uri, space = spec.tracking.uri, spec.space
     if spec.execution.task_runner == "dask":  # trials write from other processes
         uri = absolute_tracking_uri(uri)
@@ -86,6 +100,7 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
             spec.model_dump(mode="json"))
     else:
         check_space(spec, tracking.stored_space(run))
+    lease = acquire(spec.name, *_lease_io(uri, run.run_id))
     handle = StudyHandle(
         uri=uri, experiment_id=exp_id, parent_id=run.run_id, study=spec.name,
         space=space.to_dict(), metric=spec.objective.metric, sign=spec.sign,
@@ -105,7 +120,11 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool]:
         records = [r for r in records if r.status != "running"]
     if resumed and run.status != "RUNNING":
         tracking.reopen_study(uri, run.run_id)
-    return handle, records, resumed
+    return handle, records, resumed, lease
+
+
+def _lease_io(uri: str, run_id: str) -> tuple[Any, Any]:
+    return partial(tracking.read_lease, uri, run_id), partial(tracking.write_lease, uri, run_id)
 
 
 def _run_name() -> str:
@@ -126,7 +145,25 @@ def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
     Run by a deployment, the study is the scheduled re-tune of the spec
     (``flows.schedule``)."""
     s = schedule.resolve(spec).with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
-    handle, records, _ = open_study(s)
+    tracking.set_outage_timeout(s.tracking.outage_timeout_s)
+    handle, records, _, lease = open_study(s)
+    heartbeat = Heartbeat(lease, *_lease_io(handle.uri, handle.parent_id))
+    with heartbeat:
+        reason, records = _run_rounds(s, handle, records, heartbeat)
+    best = summary.finish(handle, records, reason)
+    tracking.end_study(handle.uri, handle.parent_id)
+    release(heartbeat.lease, *_lease_io(handle.uri, handle.parent_id))
+    done = counted(records)
+    return StudyResult(
+        study=s.name, reason=reason, trials=len(done),
+        failed=sum(r.status == "failed" for r in done),
+        best_value=best.value if best else None, best_params=best.params if best else None,
+        parent_run_id=handle.parent_id, experiment_id=handle.experiment_id)
+
+
+def _run_rounds(s: StudySpec, handle: StudyHandle, records: list[TrialRecord],
+                heartbeat: Heartbeat) -> tuple[str, list[TrialRecord]]:
+    """Rounds until a completion criterion holds; returns the reason and the history."""
     b = s.budget
     start = time.monotonic()
     k = max((r.round for r in records), default=-1) + 1
@@ -138,6 +175,7 @@ def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
                   best.value if best else None)
     art = summary.start_progress()
     while True:
+        heartbeat.check(s.name)  # another runner took the study over: stop, run nothing twice
         reason = stop_reason(records, sign=s.sign, max_trials=b.max_trials,
                              max_runtime_s=b.max_runtime_s, elapsed_s=time.monotonic() - start,
                              target=b.target, patience=b.patience,
@@ -152,11 +190,4 @@ def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
         if result.proposed == 0:
             reason = "space_exhausted"
             break
-    best = summary.finish(handle, records, reason)
-    tracking.end_study(handle.uri, handle.parent_id)
-    done = counted(records)
-    return StudyResult(
-        study=s.name, reason=reason, trials=len(done),
-        failed=sum(r.status == "failed" for r in done),
-        best_value=best.value if best else None, best_params=best.params if best else None,
-        parent_run_id=handle.parent_id, experiment_id=handle.experiment_id)
+    return reason, records

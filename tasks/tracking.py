@@ -24,6 +24,8 @@ from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.tracking import MlflowClient
 
 from strategies import SearchSpace
+from tasks.lease import LEASE_TAG
+from tasks.outage import Guarded, OutageGuard, limit_http_retries
 
 P = "amtune."
 PARENT_TAG = "mlflow.parentRunId"
@@ -69,16 +71,35 @@ def sqlite_path(uri: str) -> Path | None:
     return None if rest in ("", ":memory:") else Path(rest)
 
 
+# Every call below rides out tracking outages (tasks/outage.py); one clock per process.
+GUARD = OutageGuard()
+
+
+def set_outage_timeout(seconds: float) -> None:
+    """How long the study waits for an unreachable tracking store (tracking.outage_timeout_s)."""
+    GUARD.timeout_s = seconds
+
+
 @lru_cache(maxsize=8)
 def client(uri: str) -> MlflowClient:
     """One client per URI; SQLite databases are switched to WAL (persistent, ~10x cheaper)."""
-    c = MlflowClient(tracking_uri=uri)
+    limit_http_retries()
+    c: Any = Guarded(MlflowClient(tracking_uri=uri), GUARD)
     path = sqlite_path(uri)
     if path is not None:
         c.search_experiments(max_results=1)  # creates the schema on first use
         with sqlite3.connect(path, timeout=30) as db:
             db.execute("PRAGMA journal_mode=WAL")
-    return c
+    return c  # type: ignore[no-any-return]
+
+
+def read_lease(uri: str, run_id: str) -> str | None:
+    """The study's runner lease (tasks/lease.py) as stored on its parent run."""
+    return client(uri).get_run(run_id).data.tags.get(LEASE_TAG)  # type: ignore[no-any-return]
+
+
+def write_lease(uri: str, run_id: str, value: str) -> None:
+    client(uri).set_tag(run_id, LEASE_TAG, value)
 
 
 def experiment_id(uri: str, name: str) -> str | None:
