@@ -12,6 +12,7 @@ per study and the totals: studies completed, trials lost, trials duplicated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.chaos.harness import ChaosConfig, check_study, drive, write_study  # noqa: E402
+from tests.servers import prefect_server  # noqa: E402
 
 
 def main() -> int:
@@ -35,9 +37,23 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2, help="studies run side by side")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None, help="kept for inspection if given")
+    ap.add_argument(
+        "--shared-prefect",
+        action="store_true",
+        help="one `prefect server` on 127.0.0.1 for all studies (outlives the kills) "
+        "instead of a private ephemeral API per study",
+    )
     args = ap.parse_args()
     root = args.workdir or Path(tempfile.mkdtemp(prefix="amtune-chaos-"))
     root.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        api = None
+        if args.shared_prefect:
+            api = stack.enter_context(prefect_server(root / "prefect-server")).api_url
+        return run_all(args, root, api)
+
+
+def run_all(args: argparse.Namespace, root: Path, api: str | None) -> int:
 
     def one(i: int) -> tuple[object, object]:
         cfg = ChaosConfig(
@@ -48,7 +64,7 @@ def main() -> int:
             fail_rate=args.fail_rate,
             kills=args.kills,
         )
-        run = drive(write_study(root, f"chaos-{cfg.seed}", cfg), cfg)
+        run = drive(write_study(root, f"chaos-{cfg.seed}", cfg, api), cfg)
         verdict = check_study(run, cfg)
         status = "ok" if not verdict.violations else "VIOLATED"
         print(

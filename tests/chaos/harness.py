@@ -57,6 +57,7 @@ class StudyRun:
     spec: Path
     tracking_uri: str
     prefect_home: Path
+    prefect_api: str | None = None  # a shared Prefect server; None: a private ephemeral API
     exit_codes: list[int] = field(default_factory=list)
     kills: int = 0
     wall_s: float = 0.0
@@ -80,7 +81,9 @@ class Verdict:
     violations: list[str] = field(default_factory=list)
 
 
-def write_study(root: Path, name: str, cfg: ChaosConfig) -> StudyRun:
+def write_study(
+    root: Path, name: str, cfg: ChaosConfig, prefect_api: str | None = None
+) -> StudyRun:
     """A study directory with the spec, the trial's config and private Prefect state."""
     study = root / name
     study.mkdir(parents=True)
@@ -110,13 +113,15 @@ def write_study(root: Path, name: str, cfg: ChaosConfig) -> StudyRun:
     }
     path = study / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return StudyRun(name, path, tracking_uri, study / "prefect-home")
+    return StudyRun(name, path, tracking_uri, study / "prefect-home", prefect_api)
 
 
 def study_env(run: StudyRun) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     env["PYTHONPATH"] = str(ROOT)
     env["PREFECT_HOME"] = str(run.prefect_home)
+    if run.prefect_api is not None:
+        env["PREFECT_API_URL"] = run.prefect_api
     return env
 
 
@@ -214,8 +219,12 @@ def prefect_task_runs(run: StudyRun, attempts: int = 4) -> list[dict[str, Any]]:
     """
     for attempt in range(attempts):
         proc = subprocess.run(
-            [sys.executable, "-m", "tests.chaos.prefect_states"],
-            cwd=ROOT, env=study_env(run), capture_output=True, text=True, timeout=300,
+            [sys.executable, "-m", "tests.chaos.prefect_states", run.name],
+            cwd=ROOT,
+            env=study_env(run),
+            capture_output=True,
+            text=True,
+            timeout=300,
             check=False,
         )
         if proc.returncode == 0:

@@ -1,44 +1,78 @@
-"""Print the trial task runs of the Prefect API under the current PREFECT_HOME as JSON.
+"""Print the trial task runs of one study, read with Prefect's client, as JSON.
 
-Run as a subprocess (``python -m tests.chaos.prefect_states``) with ``PREFECT_HOME``
-set to a study's home: Prefect reads its settings once per process, so each study's
-API is read from a fresh interpreter.
+``python -m tests.chaos.prefect_states [STUDY]`` against the API the environment
+names (``PREFECT_API_URL``, or the ephemeral API of ``PREFECT_HOME``). With a study
+name, only that study's trials are listed: its ``amtune-study`` flow runs (one per
+run, killed ones included), their ``round-<k>`` subflows, and their ``trial-NNNN``
+task runs. A subprocess because Prefect reads its settings once per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from typing import Any
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
-from prefect.client.schemas.sorting import TaskRunSort
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+    TaskRunFilterName,
+)
+
+PAGE = 200
 
 
-async def trial_task_runs() -> list[dict[str, str | None]]:
-    out: list[dict[str, str | None]] = []
+async def _all(read: Any, **kwargs: Any) -> list[Any]:
+    out: list[Any] = []
+    while True:
+        page = await read(limit=PAGE, offset=len(out), **kwargs)
+        out += page
+        if len(page) < PAGE:
+            return out
+
+
+async def trial_task_runs(study: str | None) -> list[dict[str, str | None]]:
     async with get_client() as client:
-        offset = 0
-        while True:
-            page = await client.read_task_runs(
-                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="trial-")),
-                sort=TaskRunSort.EXPECTED_START_TIME_ASC,
-                limit=200,
-                offset=offset,
+        task_filter = TaskRunFilter(name=TaskRunFilterName(like_="trial-"))
+        if study is not None:
+            studies = await _all(
+                client.read_flow_runs,
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["amtune-study"])),
             )
-            out += [
-                {
-                    "name": run.name,
-                    "state": run.state_type.value if run.state_type else None,
-                    "flow_run": str(run.flow_run_id),
-                    "created": run.created.isoformat() if run.created else None,
-                }
-                for run in page
+            ids: list[UUID] = [
+                r.id for r in studies if (r.parameters.get("spec") or {}).get("name") == study
             ]
-            if len(page) < 200:
-                return out
-            offset += 200
+            rounds = (
+                await _all(
+                    client.read_flow_runs,
+                    flow_run_filter=FlowRunFilter(
+                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=ids)
+                    ),
+                )
+                if ids
+                else []
+            )
+            if not rounds:
+                return []
+            task_filter.flow_run_id = TaskRunFilterFlowRunId(any_=[r.id for r in rounds])
+        runs = await _all(client.read_task_runs, task_run_filter=task_filter)
+    return [
+        {
+            "name": run.name,
+            "state": run.state_type.value if run.state_type else None,
+            "flow_run": str(run.flow_run_id),
+            "created": run.created.isoformat() if run.created else None,
+        }
+        for run in runs
+    ]
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(trial_task_runs())))
+    print(json.dumps(asyncio.run(trial_task_runs(sys.argv[1] if len(sys.argv) > 1 else None))))

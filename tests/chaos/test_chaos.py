@@ -13,15 +13,16 @@ from pathlib import Path
 from tests.chaos.harness import ChaosConfig, Verdict, check_study, drive, write_study
 
 
-def run_one(root: Path, seed: int) -> tuple[Verdict, list[int], int]:
+def run_one(root: Path, seed: int, prefect_api: str) -> tuple[Verdict, list[int], int]:
     cfg = ChaosConfig(seed=seed, max_trials=8, max_parallel=2, fail_rate=0.3, kills=1)
-    run = drive(write_study(root, f"chaos-{seed}", cfg), cfg)
+    run = drive(write_study(root, f"chaos-{seed}", cfg, prefect_api), cfg)
     return check_study(run, cfg), run.exit_codes, run.kills
 
 
-def test_chaos_small(tmp_path: Path) -> None:
+def test_chaos_small(tmp_path: Path, prefect_api: str) -> None:
+    """Both studies share the session's Prefect server, which outlives the killed runs."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = list(pool.map(lambda seed: run_one(tmp_path, seed), (11, 12)))
+        outcomes = list(pool.map(lambda seed: run_one(tmp_path, seed, prefect_api), (11, 12)))
     for verdict, exit_codes, kills in outcomes:
         assert verdict.violations == [], (verdict.name, exit_codes, verdict.violations)
         assert kills == 1, exit_codes  # the study really was killed once
