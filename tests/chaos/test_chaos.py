@@ -10,6 +10,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.chaos.harness import ChaosConfig, Verdict, check_study, drive, write_study
 
 
@@ -19,6 +21,7 @@ def run_one(root: Path, seed: int, prefect_api: str) -> tuple[Verdict, list[int]
     return check_study(run, cfg), run.exit_codes, run.kills
 
 
+@pytest.mark.timeout(900)  # a minute on an idle 2-core machine; much more on a shared one
 def test_chaos_small(tmp_path: Path, prefect_api: str) -> None:
     """Both studies share the session's Prefect server, which outlives the killed runs."""
     with ThreadPoolExecutor(max_workers=2) as pool:
