@@ -38,6 +38,11 @@ async def _all(read: Any, **kwargs: Any) -> list[Any]:
             return out
 
 
+def _study_name(flow_run: Any) -> str | None:
+    spec = flow_run.parameters.get("spec")
+    return spec.get("name") if isinstance(spec, dict) else flow_run.name
+
+
 async def trial_task_runs(study: str | None) -> list[dict[str, str | None]]:
     async with get_client() as client:
         task_filter = TaskRunFilter(name=TaskRunFilterName(like_="trial-"))
