@@ -51,9 +51,7 @@ async def trial_task_runs(study: str | None) -> list[dict[str, str | None]]:
                 client.read_flow_runs,
                 flow_filter=FlowFilter(name=FlowFilterName(any_=["amtune-study"])),
             )
-            ids: list[UUID] = [
-                r.id for r in studies if (r.parameters.get("spec") or {}).get("name") == study
-            ]
+            ids: list[UUID] = [r.id for r in studies if _study_name(r) == study]
             rounds = (
                 await _all(
                     client.read_flow_runs,
