@@ -15,7 +15,8 @@ over seeds, and on how many seeds warm beats cold.
 
 ``--flow`` runs both nights as real studies (Prefect's ephemeral API, MLflow in a
 temporary SQLite store), so it also checks that the flow reproduces the direct
-simulation; it is much slower.
+simulation (it does: seed 0 on branin gives 16.62 cold, 0.391 warm both ways); it
+is much slower.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2, help="max_parallel of both studies")
     ap.add_argument("--flow", action="store_true", help="run the real study flow")
     args = ap.parse_args()
+    if args.flow:
+        from flows.cli import quiet_defaults
+
+        quiet_defaults()  # the CLI's defaults: quiet logs, no telemetry, patient ephemeral API
     run = through_flow if args.flow else direct
     print(f"gp_ei, best after 10 trials tonight (simple regret, lower is better); "
           f"prior {args.prior} trials, drift {args.shift:g}, batch {args.batch}, "
