@@ -7,6 +7,7 @@ as KILLED (not counted) and their slots proposed again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -100,6 +101,10 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool, L
             spec.model_dump(mode="json"))
     else:
         check_space(spec, tracking.stored_space(run))
+    # Everything that can refuse the spec (warm-start studies) comes before the lease,
+    # so a refused study leaves no lease behind.
+    prior = tuple(warm_history(uri, run, spec.warm_start, space, spec.objective.metric,
+                               spec.sign))
     lease = acquire(spec.name, *_lease_io(uri, run.run_id))
     handle = StudyHandle(
         uri=uri, experiment_id=exp_id, parent_id=run.run_id, study=spec.name,
@@ -110,8 +115,7 @@ def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool, L
         retry_on=tuple(spec.trial.retry_on) if spec.trial.retry_on is not None else None,
         timeout_s=spec.trial.timeout_s, task_runner=spec.execution.task_runner,
         dask_address=spec.execution.address,
-        prior=tuple(warm_history(uri, run, spec.warm_start, space, spec.objective.metric,
-                                 spec.sign)))
+        prior=prior)
     forget(run.run_id)  # a previous run of this study in this process may have cached it
     records = tracking.read_trials(uri, run, space, spec.objective.metric)
     stale = [r for r in records if r.status == "running"]
@@ -148,8 +152,16 @@ def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
     tracking.set_outage_timeout(s.tracking.outage_timeout_s)
     handle, records, _, lease = open_study(s)
     heartbeat = Heartbeat(lease, *_lease_io(handle.uri, handle.parent_id))
-    with heartbeat:
-        reason, records = _run_rounds(s, handle, records, heartbeat)
+    try:
+        with heartbeat:
+            reason, records = _run_rounds(s, handle, records, heartbeat)
+    except BaseException:
+        # Stopped (outage, Ctrl-C, a bug): give the study back so a rerun in this
+        # process, or another runner, can resume it at once. Best effort: the
+        # tracking store may be what failed; a stale lease is taken over anyway.
+        with contextlib.suppress(Exception):
+            release(heartbeat.lease, *_lease_io(handle.uri, handle.parent_id))
+        raise
     best = summary.finish(handle, records, reason)
     tracking.end_study(handle.uri, handle.parent_id)
     release(heartbeat.lease, *_lease_io(handle.uri, handle.parent_id))
