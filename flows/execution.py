@@ -11,6 +11,9 @@ spanning machines needs an MLflow server (``tracking.uri: http://...``).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import logging
 import os
 from functools import cache
 from pathlib import Path
@@ -34,7 +37,8 @@ def local_cluster(n_workers: int) -> str:
     """A Dask cluster on this machine, started once per process and shared by its rounds.
 
     One single-threaded worker process per parallel trial (at most one per core), so
-    trials run side by side without sharing a GIL. distributed closes it at exit.
+    trials run side by side without sharing a GIL. Closed at exit, before
+    distributed's own finalizer would log its shutdown to a console already gone.
     """
     from distributed import LocalCluster
 
@@ -42,7 +46,14 @@ def local_cluster(n_workers: int) -> str:
     # Every listener on loopback: without an address Dask's HTTP routes bind all interfaces.
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
+    atexit.register(_close_quietly, cluster)
     return str(cluster.scheduler_address)
+
+
+def _close_quietly(cluster: Any) -> None:
+    logging.disable(logging.CRITICAL)  # interpreter exit: nothing left to log to
+    with contextlib.suppress(Exception):
+        cluster.close()
 
 
 def make_task_runner(task_runner: str, address: str | None, max_parallel: int) -> Any:

@@ -29,10 +29,12 @@ from tests.servers import (
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    # Temp dirs are made here, not in the threads: pytest's mktemp is not thread-safe.
+    dirs = {n: tmp_path_factory.mktemp(n) for n in ("prefect-server", "mlflow-server", "dask")}
     makers: dict[str, Callable[[], AbstractContextManager[Any]]] = {
-        "prefect": lambda: prefect_server(tmp_path_factory.mktemp("prefect-server")),
-        "mlflow": lambda: mlflow_server(tmp_path_factory.mktemp("mlflow-server")),
-        "dask": lambda: dask_cluster(tmp_path_factory.mktemp("dask")),
+        "prefect": lambda: prefect_server(dirs["prefect-server"]),
+        "mlflow": lambda: mlflow_server(dirs["mlflow-server"]),
+        "dask": lambda: dask_cluster(dirs["dask"]),
     }
 
     def enter(make: Callable[[], AbstractContextManager[Any]]) -> tuple[Any, Any]:
