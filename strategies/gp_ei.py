@@ -7,6 +7,16 @@ batch is a function of (space, seed, options, history) only.
 * Objective values are standardised and, because heavy-tailed objectives (rosenbrock-
   like) would otherwise make the GP model the bad region at the cost of the good one,
   the upper tail is compressed by a Yeo-Johnson power transform fitted to the data.
+* The GP's prior mean is the worst observed value, not the average: far from the data
+  the model expects nothing better than what it has seen. With a mean-level prior, the
+  posterior variance alone made expected improvement largest at the corners of the box:
+  on hgb_cancer 40-70% of the model-based trials put weakly relevant integers
+  (max_depth, max_leaf_nodes) and l2 at a bound.
+* Two of every three proposals (by trial index) maximise log-EI only over Gaussian
+  perturbations of the best points, without gradient polish (which again runs to the
+  bounds); the third maximises it over the whole space. The local steps refine narrow
+  valleys (min_samples_leaf 70-85 of [1, 100] on hgb_cancer) that a global step, seeing
+  only the smooth trend, overshoots to the bound.
 * Pending (``running``) trials and earlier points of the same batch are conditioned on
   as Kriging-believer fantasies with a tiny noise, which collapses the posterior variance
   there so the next point goes elsewhere. Failed trials are conditioned on with the worst
@@ -47,6 +57,7 @@ def transform_values(values: np.ndarray, warp: bool = True) -> np.ndarray:
 
 LOCAL_TOP = 5  # best points whose neighbourhoods seed the acquisition search
 LOCAL_PER = 64  # perturbations per best point and scale
+GLOBAL_EVERY = 3  # one global acquisition step in this many proposals; the others local
 
 
 def _snapper(p: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -88,6 +99,7 @@ class GPEI(Strategy):
         n_candidates: int = 1024,
         n_starts: int = 10,
         output_warping: bool = True,
+        global_every: int = GLOBAL_EVERY,
     ) -> None:
         super().__init__(space, seed)
         d = space.dim
@@ -98,6 +110,9 @@ class GPEI(Strategy):
         self.n_candidates = int(n_candidates)
         self.n_starts = int(n_starts)
         self.output_warping = bool(output_warping)
+        self.global_every = int(global_every)
+        if self.global_every < 1:
+            raise ValueError(f"strategy.options.global_every: {global_every!r}; must be >= 1")
         self.is_cat = np.array([isinstance(p, Categorical) for p in space.params])
         self.discrete = discrete_coords(space)
 
@@ -160,8 +175,8 @@ class GPEI(Strategy):
         self._take(self._snap(rng.random((4096, self.space.dim))), seen, out, n)
 
     def _candidates(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-                    ls: np.ndarray) -> np.ndarray:
-        """Sobol points everywhere plus Gaussian perturbations of the best points."""
+                    ls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sobol points everywhere, and Gaussian perturbations of the best points."""
         d = self.space.dim
         sob = qmc.Sobol(d, scramble=True, seed=rng).random(self.n_candidates)
         top = x[np.argsort(y, kind="stable")[: min(LOCAL_TOP, len(y))]]
@@ -170,13 +185,14 @@ class GPEI(Strategy):
         for t in top:
             for scale in (0.1, 0.5):
                 local.append(t + rng.normal(size=(LOCAL_PER, d)) * sd * scale * 2)
-        return self._snap(np.vstack([sob, *local, top]))
+        return self._snap(sob), self._snap(np.vstack([*local, top]))
 
     def _model_based(self, history: Sequence[Trial], done: list[Trial], n: int,
                      seen: set[tuple[Any, ...]], out: list[dict[str, Any]]) -> None:
         space = self.space
         x = space.encode_many([t.params for t in done])
         y = transform_values(np.array([float(t.value) for t in done]), self.output_warping)
+        y = y - y.max()  # prior mean = the worst observation (see the module docstring)
         hyper = fit_hyper(x, y, self.is_cat)
         gp = GP(x, y, np.full(len(y), hyper.noise), hyper, self.is_cat)
         # Incumbent: the best posterior mean at an observed point, not the best (possibly
@@ -200,9 +216,13 @@ class GPEI(Strategy):
             best = min(best, float(np.concatenate(yf).min()))
 
         rng = self._rng(len(history), 7)
-        for _ in range(n):
-            cands = self._candidates(x, y, rng, hyper.length_scales)
-            xs, _ = maximise(gp, best, cands, self.discrete, self.n_starts)
+        for i in range(n):
+            glob, local = self._candidates(x, y, rng, hyper.length_scales)
+            cands = np.vstack([glob, local])
+            if (len(history) + i) % self.global_every:
+                xs = local[np.argsort(-log_ei(gp, local, best), kind="stable")]
+            else:
+                xs, _ = maximise(gp, best, cands, self.discrete, self.n_starts)
             taken = self._take(xs, seen, out, len(out) + 1)
             if not taken:  # every local optimum is a known point: next best candidates
                 order = np.argsort(-log_ei(gp, cands, best), kind="stable")

@@ -177,3 +177,42 @@ def test_log_ei_gradient_matches_finite_differences(mixed_data) -> None:
         fd = (log_ei(gp, xq + e, float(y.min())) - log_ei(gp, xq - e, float(y.min()))) / 2e-6
         np.testing.assert_allclose(grad[:, j], fd, rtol=1e-4, atol=1e-5)
     assert np.all(grad[:, 2] == 0.0)  # categorical coordinates are searched, not followed
+
+
+
+def _irrelevant_z(p: dict) -> float:
+    return (p["x"] - 0.3) ** 2 + 0.3 * (p["y"] - 0.6) ** 2  # z plays no part
+
+
+XYZ_SPACE = SearchSpace.from_dict({k: {"type": "float", "low": 0, "high": 1} for k in "xyz"})
+
+
+def test_irrelevant_dimension_is_not_pushed_to_its_bounds() -> None:
+    # With a mean-level prior (and only global steps) the posterior variance made EI
+    # largest at the box's faces: z went to a bound in 20 of these 48 proposals.
+    at_bound = 0
+    for seed in range(4):
+        strat = make_strategy("gp_ei", XYZ_SPACE, seed=seed)
+        hist = _history(XYZ_SPACE, _irrelevant_z, 12, seed=seed)
+        for _ in range(12):
+            (p,) = strat.propose(hist, 1)
+            at_bound += min(p["z"], 1 - p["z"]) < 0.02
+            hist.append(Trial(p, _irrelevant_z(p), "completed"))
+    assert at_bound <= 14
+
+def test_local_steps_stay_near_the_best_points() -> None:
+    hist = _history(XYZ_SPACE, _irrelevant_z, 15, seed=4)
+    x = XYZ_SPACE.encode_many([t.params for t in hist])
+    top = x[np.argsort([t.value for t in hist])[:5]]
+    strat = make_strategy("gp_ei", XYZ_SPACE, seed=0, global_every=1000)
+    batch = strat.propose(hist, 4)  # trial indices 15..18: all local
+    u = XYZ_SPACE.encode_many(batch)
+    nearest = np.linalg.norm(u[:, None] - top[None], axis=-1).min(1)
+    assert np.all(nearest < 0.35)
+    glob = make_strategy("gp_ei", XYZ_SPACE, seed=0, global_every=1).propose(hist, 4)
+    assert glob != batch
+
+
+def test_global_every_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="global_every"):
+        make_strategy("gp_ei", XYZ_SPACE, global_every=0)
