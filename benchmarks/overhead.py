@@ -9,6 +9,9 @@ An instant objective, so what is measured is orchestration plus tracking:
   ``MlflowClient`` (create, one ``log_batch``, terminate), default SQLite journal;
 - ``bare-wal``: the same loop on a database in WAL mode (what amtune uses);
 - ``optuna``: ``study.optimize`` with Optuna's ``MLflowCallback`` (nested runs);
+- ``prefect-floor``: Prefect alone in amtune's shape (a flow, one subflow per round
+  without heartbeat, a planning task and ``max_parallel`` trial tasks per round),
+  empty bodies and no MLflow at all: the least any round-per-subflow design costs;
 - ``amtune``: the real study flow (round subflows, trial tasks, MLflow) on
   Prefect's ephemeral API, started once beforehand and reported separately.
 
@@ -103,6 +106,36 @@ def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
     return {"rounds": -(-n // parallel)}
 
 
+def prefect_floor(n: int, parallel: int) -> dict[str, Any]:
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.settings import temporary_settings
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def plan(n: int) -> list[int]:
+        return list(range(n))
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def trial(i: int) -> int:
+        return i
+
+    @flow(name="floor-round", persist_result=False, validate_parameters=False)
+    def round_(n: int) -> list[int]:
+        return [f.result() for f in trial.map(plan(n))]
+
+    @flow(name="floor-study", persist_result=False)
+    def study() -> None:
+        for k in range(0, n, parallel):
+            sub = round_.with_options(flow_run_name=f"round-{k}",
+                                      task_runner=ThreadPoolTaskRunner(max_workers=parallel))
+            with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+                sub(min(parallel, n - k))
+
+    study()
+    return {"rounds": -(-n // parallel)}
+
+
 def prepare(uri: str, name: str) -> None:
     """Untimed: imports and the database schema (MLflow migrates a new SQLite file)."""
     from mlflow.tracking import MlflowClient
@@ -144,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--parallel", type=int, default=4)
-    ap.add_argument("--only", default="bare,bare-wal,optuna,amtune")
+    ap.add_argument("--only", default="bare,bare-wal,optuna,prefect-floor,amtune")
     args = ap.parse_args(argv)
     quiet_defaults()
     wanted = args.only.split(",")
@@ -155,9 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             "bare": lambda u: bare(u, args.trials, wal=False),
             "bare-wal": lambda u: bare(u, args.trials, wal=True),
             "optuna": lambda u: optuna_mlflow(u, args.trials),
+            "prefect-floor": lambda u: prefect_floor(args.trials, args.parallel),
             "amtune": lambda u: amtune(u, args.trials, args.parallel),
         }
-        if "amtune" in wanted:
+        if "amtune" in wanted or "prefect-floor" in wanted:
             print(f"prefect ephemeral API start-up: {start_prefect():.2f} s (once per process, "
                   "not counted below)", flush=True)
         rows = []
@@ -167,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             extra = runs[name](uri)
             wall = time.perf_counter() - t0
-            span = trial_span_s(uri)
+            span = trial_span_s(uri) if name != "prefect-floor" else wall
             rows.append((name, wall, span))
             print(f"{name:10s} {wall:7.2f} s  {1000 * wall / args.trials:7.1f} ms/trial"
                   + (f"  ({extra})" if extra else ""), flush=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from prefect import flow, unmapped
 from prefect.futures import PrefectFuture, as_completed
+from prefect.settings import temporary_settings
 
 from flows import progress
 from flows.execution import make_task_runner
@@ -63,13 +64,12 @@ def _record(fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> TrialRecord:
 def run_round(handle: StudyHandle, k: int, n: int, max_parallel: int) -> RoundResult:
     """Run round ``k`` as a subflow named ``round-<k>`` with at most ``max_parallel`` trials.
 
-    The round keeps Prefect's flow heartbeat, whose thread is joined at the end of
-    every flow run (up to ~1 s). Turning it off needs the round to run under a
-    modified copy of Prefect's settings, for which Prefect sets up fresh
-    per-settings machinery; on the shared 2-core machine the A/B comparisons went
-    both ways (one with 6 tasks per round: 1.2 s per round with the heartbeat, 2.2 s
-    without; a 100-trial benchmark: 322 vs 242 ms per trial), so the default stays.
+    Without its flow-run heartbeat: Prefect joins the heartbeat thread at the end of
+    every flow run, and the thread sleeps in 1 s steps, so each round paid up to a
+    second (an empty subflow: ~1.2 s with it, ~0.35 s without). Heartbeats detect
+    crashed flow runs; the study flow around the rounds keeps its own.
     """
     runner = make_task_runner(handle.task_runner, handle.dask_address, max_parallel)
     sub = round_flow.with_options(flow_run_name=f"round-{k}", task_runner=runner)
-    return sub(handle, k, n)
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        return sub(handle, k, n)
