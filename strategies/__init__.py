@@ -1,11 +1,8 @@
-"""Search strategies: pure numerics (numpy, scipy, scikit-learn), no Prefect or MLflow."""
+"""Search strategies: pure numerics (numpy, scipy, scikit-learn), no Prefect or MLflow.
 
-from strategies import (
-    gp_ei,  # noqa: F401  (registers)
-    grid,  # noqa: F401  (registers)
-    random_search,  # noqa: F401  (registers)
-    sobol,  # noqa: F401  (registers)
-)
+Each built-in strategy's module is imported the first time the strategy is named.
+"""
+
 from strategies.base import (
     Strategy,
     Trial,

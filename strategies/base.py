@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,6 +65,10 @@ class Strategy(ABC):
 
 
 _REGISTRY: dict[str, type[Strategy]] = {}
+# The built-in strategies, imported when first named: gp_ei and sobol pull in
+# scipy.stats (~1 s), which checking a spec or starting the CLI should not pay.
+_BUILTIN = {"grid": "strategies.grid", "random": "strategies.random_search",
+            "sobol": "strategies.sobol", "gp_ei": "strategies.gp_ei"}
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -72,7 +77,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 
 def strategy_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted({*_REGISTRY, *_BUILTIN})
 
 
 def strategy_options(name: str) -> dict[str, Any]:
@@ -86,6 +91,8 @@ def strategy_options(name: str) -> dict[str, Any]:
 
 
 def _lookup(name: str) -> type[Strategy]:
+    if name not in _REGISTRY and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])  # registers it
     if name not in _REGISTRY:
         raise ValueError(
             f"strategy.name: {name!r} is not a strategy; allowed: {', '.join(strategy_names())}"
