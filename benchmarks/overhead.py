@@ -203,18 +203,18 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - t0
             span = trial_span_s(uri) if name != "prefect-floor" else wall
             rows.append((name, wall, span))
-            print(f"{name:10s} {wall:7.2f} s  {1000 * wall / args.trials:7.1f} ms/trial"
+            print(f"{name:13s} {wall:7.2f} s  {1000 * wall / args.trials:7.1f} ms/trial"
                   + (f"  ({extra})" if extra else ""), flush=True)
     n = args.trials
     base = {name: (wall, span) for name, wall, span in rows}.get("bare")
     print(f"\n{n} trials, instant objective, amtune max_parallel {args.parallel}")
     print("wall: the whole call; trials: first trial start to last trial end (steady state)")
-    print(f"{'contender':10s} {'wall s':>7s} {'ms/trial':>9s} {'x bare':>7s}   "
+    print(f"{'contender':13s} {'wall s':>7s} {'ms/trial':>9s} {'x bare':>7s}   "
           f"{'trials s':>8s} {'ms/trial':>9s} {'x bare':>7s}")
     for name, wall, span in rows:
         r1 = f"{wall / base[0]:7.2f}" if base else "      -"
         r2 = f"{span / base[1]:7.2f}" if base else "      -"
-        print(f"{name:10s} {wall:7.2f} {1000 * wall / n:9.1f} {r1}   "
+        print(f"{name:13s} {wall:7.2f} {1000 * wall / n:9.1f} {r1}   "
               f"{span:8.2f} {1000 * span / n:9.1f} {r2}")
     return 0
 
