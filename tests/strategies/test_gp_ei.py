@@ -204,15 +204,26 @@ def test_local_steps_stay_near_the_best_points() -> None:
     hist = _history(XYZ_SPACE, _irrelevant_z, 15, seed=4)
     x = XYZ_SPACE.encode_many([t.params for t in hist])
     top = x[np.argsort([t.value for t in hist])[:5]]
-    strat = make_strategy("gp_ei", XYZ_SPACE, seed=0, global_every=1000)
+    strat = make_strategy("gp_ei", XYZ_SPACE, seed=0, batch_global_every=1000)
     batch = strat.propose(hist, 4)  # trial indices 15..18: all local
     u = XYZ_SPACE.encode_many(batch)
     nearest = np.linalg.norm(u[:, None] - top[None], axis=-1).min(1)
     assert np.all(nearest < 0.35)
-    glob = make_strategy("gp_ei", XYZ_SPACE, seed=0, global_every=1).propose(hist, 4)
+    glob = make_strategy("gp_ei", XYZ_SPACE, seed=0, batch_global_every=1).propose(hist, 4)
     assert glob != batch
 
 
-def test_global_every_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="global_every"):
-        make_strategy("gp_ei", XYZ_SPACE, global_every=0)
+@pytest.mark.parametrize("option", ["global_every", "batch_global_every"])
+def test_global_every_must_be_positive(option: str) -> None:
+    with pytest.raises(ValueError, match=f"strategy.options.{option}: 0"):
+        make_strategy("gp_ei", XYZ_SPACE, **{option: 0})
+
+
+def test_sequential_schedule_has_its_own_option() -> None:
+    hist = _history(XYZ_SPACE, _irrelevant_z, 16, seed=4)  # trial index 16: 16 % 3 != 0
+    (local,) = make_strategy("gp_ei", XYZ_SPACE, seed=0).propose(hist, 1)
+    (glob,) = make_strategy("gp_ei", XYZ_SPACE, seed=0, global_every=1).propose(hist, 1)
+    assert local != glob
+    x = XYZ_SPACE.encode_many([t.params for t in hist])
+    top = x[np.argsort([t.value for t in hist])[:5]]
+    assert np.linalg.norm(XYZ_SPACE.encode(local) - top, axis=-1).min() < 0.35
