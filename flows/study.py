@@ -185,7 +185,7 @@ def _run_rounds(s: StudySpec, handle: StudyHandle, records: list[TrialRecord],
         rep.total = b.max_trials
         rep.begin(len(counted(records)), sum(r.status == "failed" for r in records),
                   best.value if best else None)
-    art = summary.start_progress()
+    art = summary.start_progress(s.name)
     while True:
         heartbeat.check(s.name)  # another runner took the study over: stop, run nothing twice
         reason = stop_reason(records, sign=s.sign, max_trials=b.max_trials,

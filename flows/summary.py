@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,18 @@ def top_table(records: list[TrialRecord], sign: float, k: int = 10) -> list[dict
     return [{"trial": r.number, "value": r.value, **r.params} for r in done[:k]]
 
 
-def start_progress() -> UUID | None:
-    art = create_progress_artifact(0.0, key="amtune-progress",
-                                   description="Share of the trial budget used")
+def artifact_key(kind: str, study: str) -> str:
+    """A Prefect artifact key of this study's own (keys allow a-z, 0-9 and dashes only).
+
+    One key per study, so the UI's artifact history of a key is one study's, not a
+    mix of every study that ever ran."""
+    slug = re.sub(r"[^a-z0-9]+", "-", study.lower()).strip("-") or "study"
+    return f"amtune-{kind}-{slug}"[:200]
+
+
+def start_progress(study: str) -> UUID | None:
+    art = create_progress_artifact(0.0, key=artifact_key("progress", study),
+                                   description=f"Share of the trial budget of {study} used")
     return art if isinstance(art, UUID) else getattr(art, "id", None)
 
 
@@ -110,6 +120,6 @@ def finish(handle: StudyHandle, records: list[TrialRecord], reason: str) -> Tria
         png = Path(tmp) / "convergence.png"
         convergence_png(records, handle.metric, handle.sign, png)
         tracking.log_artifact(handle.uri, handle.parent_id, png)
-    create_table_artifact(top_table(records, handle.sign), key="amtune-top-trials",
+    create_table_artifact(top_table(records, handle.sign), key=artifact_key("top", handle.study),
                           description=f"Top trials of {handle.study} ({reason})")
     return best

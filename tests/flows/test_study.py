@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 from prefect import tags
+from prefect.artifacts import Artifact
 
 from flows.study import study_flow
+from flows.summary import artifact_key
 from tests.flows.helpers import counted, spec, study_runs
 from tests.flows.objectives import loss
 
@@ -42,6 +45,16 @@ def test_function_study_tracks_every_trial(prefect_api: str, tracking_uri: str) 
     best = min(r.data.metrics["loss"] for r in children)
     assert math.isclose(parent.data.metrics["best_loss"], best)
     assert math.isclose(result.best_value, best)
+
+    # Prefect artifacts, under keys of this study's own: the top trials and the progress.
+    top = Artifact.get(artifact_key("top", "fn-study"))
+    assert top is not None and top.type == "table"
+    rows = json.loads(top.data) if isinstance(top.data, str) else top.data
+    assert rows[0]["trial"] == int(parent.data.tags["amtune.best_trial"])
+    assert math.isclose(rows[0]["value"], best)
+    assert [r["value"] for r in rows] == sorted(r.data.metrics["loss"] for r in children)
+    progress = Artifact.get(artifact_key("progress", "fn-study"))
+    assert progress is not None and float(progress.data) == 100.0
     assert parent.data.tags["amtune.completion_reason"] == "max_trials"
     arts = {a.path for a in c.list_artifacts(parent.info.run_id)}
     assert {"trials.csv", "convergence.png", "spec.json"} <= arts

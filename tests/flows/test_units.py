@@ -93,3 +93,15 @@ def test_live_progress_renders() -> None:
         r.trial(rec(0, 0.5))
         r.trial(rec(1, 0.7))
     assert "trials 2/2" in out.getvalue() and "best acc 0.7" in out.getvalue()
+
+
+@pytest.mark.parametrize(("study", "key"), [
+    ("svm-breast-cancer", "amtune-top-svm-breast-cancer"),
+    ("My Study_v2.1", "amtune-top-my-study-v2-1"),
+    ("nightly-20261129T020000Z", "amtune-top-nightly-20261129t020000z"),
+    ("___", "amtune-top-study"),
+])
+def test_artifact_keys_are_per_study_and_valid(study: str, key: str) -> None:
+    from flows.summary import artifact_key
+
+    assert artifact_key("top", study) == key
