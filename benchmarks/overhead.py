@@ -12,6 +12,8 @@ An instant objective, so what is measured is orchestration plus tracking:
 - ``prefect-floor``: Prefect alone in amtune's shape (a flow, one subflow per round
   without heartbeat, a planning task and ``max_parallel`` trial tasks per round),
   empty bodies and no MLflow at all: the least any round-per-subflow design costs;
+- ``prefect-tasks``: the same tasks with each round as plain code in one flow (no
+  subflows): what Prefect costs when rounds are not subflows (not run by default);
 - ``amtune``: the real study flow (round subflows, trial tasks, MLflow) on
   Prefect's ephemeral API, started once beforehand and reported separately.
 
@@ -106,7 +108,7 @@ def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
     return {"rounds": -(-n // parallel)}
 
 
-def prefect_floor(n: int, parallel: int) -> dict[str, Any]:
+def prefect_floor(n: int, parallel: int, subflows: bool = True) -> dict[str, Any]:
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
     from prefect.settings import temporary_settings
@@ -124,9 +126,13 @@ def prefect_floor(n: int, parallel: int) -> dict[str, Any]:
     def round_(n: int) -> list[int]:
         return [f.result() for f in trial.map(plan(n))]
 
-    @flow(name="floor-study", persist_result=False)
+    @flow(name="floor-study", persist_result=False,
+          task_runner=ThreadPoolTaskRunner(max_workers=parallel))
     def study() -> None:
         for k in range(0, n, parallel):
+            if not subflows:  # the same tasks, the round as plain code in the study flow
+                round_.fn(min(parallel, n - k))
+                continue
             sub = round_.with_options(flow_run_name=f"round-{k}",
                                       task_runner=ThreadPoolTaskRunner(max_workers=parallel))
             with temporary_settings(updates={"flows.heartbeat_frequency": None}):
@@ -189,9 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             "bare-wal": lambda u: bare(u, args.trials, wal=True),
             "optuna": lambda u: optuna_mlflow(u, args.trials),
             "prefect-floor": lambda u: prefect_floor(args.trials, args.parallel),
+            "prefect-tasks": lambda u: prefect_floor(args.trials, args.parallel, subflows=False),
             "amtune": lambda u: amtune(u, args.trials, args.parallel),
         }
-        if "amtune" in wanted or "prefect-floor" in wanted:
+        if {"amtune", "prefect-floor", "prefect-tasks"} & set(wanted):
             print(f"prefect ephemeral API start-up: {start_prefect():.2f} s (once per process, "
                   "not counted below)", flush=True)
         rows = []
@@ -201,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             extra = runs[name](uri)
             wall = time.perf_counter() - t0
-            span = trial_span_s(uri) if name != "prefect-floor" else wall
+            span = wall if name.startswith("prefect-") else trial_span_s(uri)
             rows.append((name, wall, span))
             print(f"{name:13s} {wall:7.2f} s  {1000 * wall / args.trials:7.1f} ms/trial"
                   + (f"  ({extra})" if extra else ""), flush=True)
