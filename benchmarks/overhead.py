@@ -111,8 +111,9 @@ def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
 def prefect_floor(n: int, parallel: int, subflows: bool = True) -> dict[str, Any]:
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
-    from prefect.settings import temporary_settings
     from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.rounds import without_heartbeat
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def plan(n: int) -> list[int]:
@@ -135,7 +136,7 @@ def prefect_floor(n: int, parallel: int, subflows: bool = True) -> dict[str, Any
                 continue
             sub = round_.with_options(flow_run_name=f"round-{k}",
                                       task_runner=ThreadPoolTaskRunner(max_workers=parallel))
-            with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+            with without_heartbeat():
                 sub(min(parallel, n - k))
 
     study()

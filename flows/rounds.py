@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prefect import flow, unmapped
+from prefect.context import SettingsContext, get_settings_context
 from prefect.futures import PrefectFuture, as_completed
-from prefect.settings import temporary_settings
+from prefect.settings import Settings
 
 from flows import progress
 from flows.execution import make_task_runner
@@ -71,5 +72,22 @@ def run_round(handle: StudyHandle, k: int, n: int, max_parallel: int) -> RoundRe
     """
     runner = make_task_runner(handle.task_runner, handle.dask_address, max_parallel)
     sub = round_flow.with_options(flow_run_name=f"round-{k}", task_runner=runner)
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+    with without_heartbeat():
         return sub(handle, k, n)
+
+
+_quiet: dict[int, tuple[Settings, Settings]] = {}  # id(settings) -> (settings, copy without)
+
+
+def without_heartbeat() -> SettingsContext:
+    """The current Prefect settings with the flow heartbeat off, as a context to enter.
+
+    The copy is made once per settings object: building one (``temporary_settings``)
+    costs ~40 ms, entering a ready one ~0.1 ms.
+    """
+    ctx = get_settings_context()
+    cached = _quiet.get(id(ctx.settings))
+    if cached is None or cached[0] is not ctx.settings:
+        copy = ctx.settings.copy_with_update(updates={"flows.heartbeat_frequency": None})
+        cached = _quiet[id(ctx.settings)] = (ctx.settings, copy)
+    return SettingsContext(profile=ctx.profile, settings=cached[1])

@@ -105,3 +105,16 @@ def test_artifact_keys_are_per_study_and_valid(study: str, key: str) -> None:
     from flows.summary import artifact_key
 
     assert artifact_key("top", study) == key
+
+
+def test_rounds_run_without_the_flow_heartbeat() -> None:
+    from prefect.settings import get_current_settings
+
+    from flows.rounds import without_heartbeat
+
+    before = get_current_settings().flows.heartbeat_frequency
+    assert before is not None
+    with without_heartbeat():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    assert get_current_settings().flows.heartbeat_frequency == before
+    assert without_heartbeat().settings is without_heartbeat().settings  # built once
