@@ -26,18 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 _HOME = tempfile.mkdtemp(prefix="amtune-test-prefect-")
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = _HOME
-for _k, _v in {
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_LOGGING_TO_API_ENABLED": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
-    "GIT_PYTHON_REFRESH": "quiet",
-}.items():
+# The CLI's defaults (telemetry off, batched task-run recording in the ephemeral API,
+# ...), with warnings still logged and a longer server start-up for loaded machines.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+from flows.cli import QUIET_ENV  # noqa: E402  (Prefect is not imported by it)
+
+for _k, _v in QUIET_ENV.items():
     os.environ.setdefault(_k, _v)
+assert "prefect" not in sys.modules, "Prefect must be imported after PREFECT_HOME is set"
 
 
 @pytest.fixture(scope="session")
