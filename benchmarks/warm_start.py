@@ -15,7 +15,7 @@ over seeds, and on how many seeds warm beats cold.
 
 ``--flow`` runs both nights as real studies (Prefect's ephemeral API, MLflow in a
 temporary SQLite store), so it also checks that the flow reproduces the direct
-simulation (it does: seed 0 on branin gives 16.62 cold, 0.391 warm both ways); it
+simulation (it does: seed 0 on branin gives 16.62 cold, 0.216 warm both ways); it
 is much slower.
 """
 
