@@ -17,7 +17,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -162,19 +163,29 @@ class Guarded:
     """A client whose every method call goes through an :class:`OutageGuard`.
 
     Wrapping the client (rather than each call site) keeps every tracking write and
-    read covered, including ones added later.
+    read covered, including ones added later. With ``lock``, each attempt holds it
+    (the retry pauses do not), so the calls of all threads go one at a time.
     """
 
-    def __init__(self, inner: object, guard: OutageGuard) -> None:
+    def __init__(self, inner: object, guard: OutageGuard,
+                 lock: AbstractContextManager[Any] | None = None) -> None:
         self._inner = inner
         self._guard = guard
+        self._lock = lock
 
     def __getattr__(self, name: str) -> object:
         attr = getattr(self._inner, name)
         if not callable(attr):
             return attr
+        lock = self._lock
+
+        def attempt(*args: object, **kwargs: object) -> object:
+            if lock is None:
+                return attr(*args, **kwargs)
+            with lock:
+                return attr(*args, **kwargs)
 
         def call(*args: object, **kwargs: object) -> object:
-            return self._guard.call(name, attr, *args, **kwargs)
+            return self._guard.call(name, attempt, *args, **kwargs)
 
         return call

@@ -85,38 +85,16 @@ def client(uri: str) -> MlflowClient:
     """One client per URI; SQLite databases are switched to WAL (persistent, ~10x cheaper)."""
     limit_http_retries()
     path = sqlite_path(uri)
-    if path is None:
-        return Guarded(MlflowClient(tracking_uri=uri), GUARD)  # type: ignore[return-value]
-    c: Any = Guarded(Serialized(MlflowClient(tracking_uri=uri)), GUARD)
-    c.search_experiments(max_results=1)  # creates the schema on first use
-    with sqlite3.connect(path, timeout=30) as db:
-        db.execute("PRAGMA journal_mode=WAL")
+    # SQLite has a single writer. Trial threads that write at once collide, and the
+    # loser sleeps in SQLite's busy handler (1 ms, 2, 5, ... up to 100 ms a try): four
+    # threads turned a 3 ms write into ~100 ms. Taking turns in the process is cheaper.
+    lock = threading.Lock() if path is not None else None
+    c: Any = Guarded(MlflowClient(tracking_uri=uri), GUARD, lock=lock)
+    if path is not None:
+        c.search_experiments(max_results=1)  # creates the schema on first use
+        with sqlite3.connect(path, timeout=30) as db:
+            db.execute("PRAGMA journal_mode=WAL")
     return c  # type: ignore[no-any-return]
-
-
-class Serialized:
-    """A client whose calls run one at a time (one lock per SQLite database).
-
-    SQLite has a single writer. Trial threads that write at once collide, and the
-    loser sleeps in SQLite's busy handler (1 ms, 2, 5, ... up to 100 ms a try): four
-    threads turned a 3 ms write into ~100 ms. Taking turns in the process is ~20x
-    cheaper. The outage guard wraps this from outside, so no retry sleeps in the lock.
-    """
-
-    def __init__(self, inner: object) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> object:
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: object, **kwargs: object) -> object:
-            with self._lock:
-                return attr(*args, **kwargs)
-
-        return call
 
 
 def read_lease(uri: str, run_id: str) -> str | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pytest
 from mlflow.exceptions import MlflowException
 
-from tasks.outage import OutageGuard, TrackingOutage, is_transient
+from tasks.outage import Guarded, OutageGuard, TrackingOutage, is_transient
 
 
 def test_transient_and_permanent_failures_are_told_apart() -> None:
@@ -101,3 +103,39 @@ def test_recovery_resets_the_outage_clock(monkeypatch: pytest.MonkeyPatch) -> No
         guard.call("write", write)
         clock.now += 5
     assert guard.retried == 15
+
+
+class _Store:
+    """Counts how many calls are inside at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.count = threading.Lock()
+
+    def write(self) -> None:
+        with self.count:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        time.sleep(0.02)
+        with self.count:
+            self.inside -= 1
+
+
+@pytest.mark.parametrize("lock", [threading.Lock(), None])
+def test_guarded_calls_take_turns_with_a_lock(lock: threading.Lock | None) -> None:
+    store = _Store()
+    client = Guarded(store, OutageGuard(timeout_s=1), lock=lock)
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(3):
+            client.write()  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (store.most == 1) is (lock is not None)
