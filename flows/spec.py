@@ -213,9 +213,14 @@ def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
             raise SpecError(str(err)) from None
     try:
         space = spec.space
-        make_strategy(spec.strategy.name, space, seed=spec.seed, **spec.strategy.options)
+        strategy = make_strategy(spec.strategy.name, space, seed=spec.seed,
+                                 **spec.strategy.options)
     except (ValueError, TypeError) as err:  # SpaceError is a ValueError naming its field
         raise SpecError(str(err)) from None
+    if spec.strategy.name == "grid" and "max_trials" not in spec.budget.model_fields_set:
+        # A grid search's natural budget is its grid: every point once.
+        budget = spec.budget.model_copy(update={"max_trials": strategy.size()})
+        spec = spec.model_copy(update={"budget": budget})
     if check_objective:
         from tasks.objective import check_objective as check
 

@@ -118,3 +118,18 @@ def test_rounds_run_without_the_flow_heartbeat() -> None:
         assert get_current_settings().flows.heartbeat_frequency is None
     assert get_current_settings().flows.heartbeat_frequency == before
     assert without_heartbeat().settings is without_heartbeat().settings  # built once
+
+
+def test_grid_budget_defaults_to_the_grid_size() -> None:
+    def unbudgeted(strategy: dict[str, object]) -> dict[str, object]:
+        d = spec("g", "tests.flows.objectives:quadratic", strategy=strategy)
+        del d["budget"]["max_trials"]
+        return d
+
+    grid = {"name": "grid", "options": {"points": 5}}
+    s = validate_spec(unbudgeted(grid))
+    assert s.budget.max_trials == 5 * 4 * 2  # x: 5 points, y: 0..3, kind: a or b
+    assert s.with_overrides(tracking_uri="sqlite:///other.db").budget.max_trials == 40
+    given = validate_spec(spec("g", "tests.flows.objectives:quadratic", strategy=grid))
+    assert given.budget.max_trials == 6  # a given budget wins
+    assert validate_spec(unbudgeted({"name": "random"})).budget.max_trials == 20
