@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from flows import deploy
+from flows.ephemeral import EPHEMERAL_API_ENV
 
 # Quiet, offline defaults; a user's own environment wins.
 QUIET_ENV = {
@@ -33,13 +34,7 @@ QUIET_ENV = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     # The ephemeral API does not check CSRF tokens; fetching one costs a request per client.
     "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
-    # The ephemeral API's task-run recorder writes every task-run event on its own by
-    # default; those writes collide with the API's on SQLite and stalled the next
-    # round's flow-run creation by ~2 s about every other round. Batched once a
-    # second, task runs still show in the UI, a second later at most.
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    **EPHEMERAL_API_ENV,  # batched task-run recording (flows/ephemeral.py)
     "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # no schema-migration chatter on a new database
     "GIT_PYTHON_REFRESH": "quiet",

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows import progress, schedule, summary
+from flows import ephemeral, progress, schedule, summary
 from flows.completion import best_trial, stop_reason
 from flows.execution import absolute_tracking_uri
 from flows.rounds import run_round
@@ -27,6 +27,8 @@ from tasks.context import StudyHandle, counted
 from tasks.lease import Heartbeat, Lease, LeaseHeld, acquire, held_message, release
 from tasks.propose import forget
 from tasks.tracking import TrialRecord
+
+ephemeral.apply_defaults()  # for studies run from Python too, not only by the CLI
 
 
 @dataclass
