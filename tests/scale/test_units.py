@@ -96,25 +96,25 @@ def test_valid_execution_and_warm_start_fields() -> None:
     assert validate_spec(spec("s", "sqlite:///x.db"), check_objective=False).warm_start is None
 
 
-def test_cli_rejects_a_bad_cron_before_contacting_anything(tmp_path: Path) -> None:
+def _deploy_unreachable(tmp_path: Path, *schedule: str) -> subprocess.CompletedProcess[str]:
+    """``amtune deploy`` of a small spec against a Prefect API where nothing listens."""
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(spec("s", f"sqlite:///{tmp_path}/m.db")))
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "deploy", str(path), "--cron", "0 25 * * *"],
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "deploy", str(path), *schedule],
         cwd=ROOT, env=child_env(PREFECT_API_URL="http://127.0.0.1:9/api"),
         capture_output=True, text=True, timeout=120)
+
+
+def test_cli_rejects_a_bad_cron_before_contacting_anything(tmp_path: Path) -> None:
+    proc = _deploy_unreachable(tmp_path, "--cron", "0 25 * * *")
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("amtune: --cron: '0 25 * * *' — not a valid cron")
     assert "Traceback" not in proc.stderr
 
 
 def test_cli_deploy_without_a_reachable_server_says_so(tmp_path: Path) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(spec("s", f"sqlite:///{tmp_path}/m.db")))
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "deploy", str(path), "--interval", "60"],
-        cwd=ROOT, env=child_env(PREFECT_API_URL="http://127.0.0.1:9/api"),
-        capture_output=True, text=True, timeout=120)
+    proc = _deploy_unreachable(tmp_path, "--interval", "60")
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("amtune: cannot reach the Prefect server at "
                                   "http://127.0.0.1:9/api")
