@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env before it loads)
+from amtune.flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env before it loads)
 
 SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0},
          "y": {"type": "float", "low": -5.0, "high": 5.0}}
@@ -95,7 +95,7 @@ def optuna_mlflow(uri: str, n: int) -> None:
 
 
 def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
-    from flows.study import study_flow
+    from amtune.flows.study import study_flow
 
     spec = {"name": "overhead", "objective": {"function": "benchmarks.overhead:instant",
                                               "metric": "value"},
@@ -109,11 +109,10 @@ def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
 
 
 def prefect_floor(n: int, parallel: int, subflows: bool = True) -> dict[str, Any]:
+    from amtune.flows.rounds import without_heartbeat
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
     from prefect.task_runners import ThreadPoolTaskRunner
-
-    from flows.rounds import without_heartbeat
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def plan(n: int) -> list[int]:
@@ -152,8 +151,8 @@ def prepare(uri: str, name: str) -> None:
         import optuna  # noqa: F401
         from optuna.integration.mlflow import MLflowCallback  # noqa: F401
     if name == "amtune":
-        import flows.study  # noqa: F401
-        from tasks import tracking
+        import amtune.flows.study  # noqa: F401
+        from amtune.tasks.store import tracking
 
         tracking.client(uri)
 

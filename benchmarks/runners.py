@@ -44,7 +44,7 @@ GRID_MIN_POINTS = 3  # with 2 a grid only probes the corners of the box: not a f
 
 def grid_points(problem: Problem, budget: int) -> int | None:
     """The largest per-parameter resolution whose grid fits the budget (None: none fits)."""
-    from strategies import Categorical, SearchSpace
+    from amtune.strategies import Categorical, SearchSpace
 
     space = SearchSpace.from_dict(problem.space)
     best = None
@@ -84,7 +84,7 @@ def fingerprint(optimizer: str, problem: Problem) -> str:
 
         h.update(f"optuna {optuna.__version__}".encode())
     else:
-        from strategies.base import _lookup
+        from amtune.strategies.base import _lookup
 
         for mod in _module_closure(sys.modules[_lookup(optimizer).__module__]):
             h.update(inspect.getsource(mod).encode())
@@ -105,7 +105,7 @@ def load_cached(path: Path, fp: str) -> dict[str, Any] | None:
 
 
 def _run_amtune(name: str, problem: Problem, seed: int, budget: int, batch: int) -> dict[str, Any]:
-    from strategies import SearchSpace, Trial, make_strategy
+    from amtune.strategies import SearchSpace, Trial, make_strategy
 
     options: dict[str, Any] = {}
     if name == "grid":

@@ -50,7 +50,7 @@ def _require_optuna() -> None:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    from strategies import strategy_names
+    from amtune.strategies import strategy_names
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.strategies", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,9 +188,9 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
 def timing(n_trials: int = 300, batch: int = 5, dim: int = 6, repeats: int = 3) -> None:
     """Proposal time of one batch at a large history, gp_ei vs GPSampler, in this process."""
     import optuna
+    from amtune.strategies import SearchSpace, Trial, make_strategy, strategy_names
 
     from benchmarks.runners import make_optuna_sampler, optuna_distributions
-    from strategies import SearchSpace, Trial, make_strategy, strategy_names
 
     problem = PROBLEMS["hartmann6"]
     assert len(problem.space) == dim

@@ -28,8 +28,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from amtune.strategies import SearchSpace, Trial, make_strategy
+
 from benchmarks.problems import PROBLEMS, Problem
-from strategies import SearchSpace, Trial, make_strategy
 
 Objective = Callable[[Mapping[str, Any]], float]
 
@@ -67,8 +68,9 @@ def direct(problem: Problem, seed: int, args: argparse.Namespace) -> tuple[float
 
 def through_flow(problem: Problem, seed: int, args: argparse.Namespace) -> tuple[float, float]:
     """Both nights as real studies, tonight's cold and warm ones in separate experiments."""
+    from amtune.flows.study import study_flow
+
     from benchmarks import warm_start as this  # under `python -m` this file is __main__
-    from flows.study import study_flow
 
     def study(name: str, experiment: str, seed: int, trials: int, **extra: Any) -> float:
         result = study_flow(spec={
@@ -106,7 +108,7 @@ def main() -> None:
     ap.add_argument("--flow", action="store_true", help="run the real study flow")
     args = ap.parse_args()
     if args.flow:
-        from flows.cli import quiet_defaults
+        from amtune.flows.cli import quiet_defaults
 
         quiet_defaults()  # the CLI's defaults: quiet logs, no telemetry, patient ephemeral API
     run = through_flow if args.flow else direct

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from flows import deploy
-from flows.ephemeral import EPHEMERAL_API_ENV
+from amtune.flows import deploy
+from amtune.flows.ephemeral import EPHEMERAL_API_ENV
 
 # Quiet, offline defaults; a user's own environment wins.
 QUIET_ENV = {
@@ -58,7 +57,7 @@ def _fail(code: int, message: str) -> typer.Exit:
 
 
 def _load(spec_path: Path) -> Any:
-    from flows.spec import SpecError, load_spec
+    from amtune.flows.spec import SpecError, load_spec
 
     try:
         return load_spec(spec_path)
@@ -83,17 +82,17 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
         ) -> None:
     """Run a study, or resume it if it exists and is unfinished (or extended)."""
     quiet_defaults()
-    from flows.spec import SpecError
+    from amtune.flows.spec import SpecError
 
     s = _load(spec)
     try:
         s = s.with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
     except SpecError as err:
         raise _fail(2, str(err)) from None
-    from flows import progress
-    from flows.study import preflight, study_flow
-    from tasks.lease import LeaseHeld, LeaseLost
-    from tasks.outage import TrackingOutage
+    from amtune.flows import progress
+    from amtune.flows.study import preflight, study_flow
+    from amtune.tasks.store.lease import LeaseHeld, LeaseLost
+    from amtune.tasks.store.outage import TrackingOutage
 
     try:
         preflight(s)
@@ -142,7 +141,7 @@ def _leave_at_once_on_ctrl_c() -> None:
         return
 
     def leave(signum: int, frame: object) -> None:
-        from flows import progress
+        from amtune.flows import progress
 
         reporter = progress.current()
         if reporter is not None:
@@ -179,14 +178,14 @@ def results(study: Annotated[str, typer.Argument(help="Study name")],
             ) -> None:
     """Show the best trial and the top trials of a study from MLflow."""
     quiet_defaults()
-    from flows.results import load_results, render
+    from amtune.flows.results import load_results, render
 
     try:
         data = load_results(study, tracking_uri)
     except LookupError as err:
         raise _fail(2, str(err)) from None
     if csv is not None:
-        from flows.summary import trials_csv
+        from amtune.flows.summary import trials_csv
 
         try:
             csv.write_text(trials_csv(data.records), encoding="utf-8")

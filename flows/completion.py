@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.context import counted
-from tasks.tracking import TrialRecord
+from amtune.tasks.context import counted
+from amtune.tasks.store.tracking import TrialRecord
 
 
 def best_trial(records: list[TrialRecord], sign: float) -> TrialRecord | None:

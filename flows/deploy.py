@@ -3,7 +3,7 @@
 
 Both are Prefect's own machinery: a deployment of the study flow whose one
 parameter is the spec's path, with a cron or interval schedule. Each scheduled
-run becomes its own study (see :mod:`flows.schedule`), so a nightly deployment
+run becomes its own study (see :mod:`amtune.flows.schedule`), so a nightly deployment
 keeps a history of re-tunes in one MLflow experiment. The checks here run before
 anything is sent to the server, so a typo in a cron expression or a pool name is
 a one-line error, not a traceback from the API.
@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from flows.spec import SpecError, StudySpec, load_spec
+from amtune.flows.spec import SpecError, StudySpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT_FILE = "flows/study.py:study_flow"  # the study flow, relative to the source root
-ENTRYPOINT_MODULE = "flows.study.study_flow"
+ENTRYPOINT_MODULE = "amtune.flows.study.study_flow"
 DEFAULT_POOL = "amtune"
 CRON_HELP = "5 fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'"
 
@@ -115,7 +114,7 @@ def deploy_study(spec_path: Path, *, cron: str | None = None, interval: float | 
     schedule = check_schedule(cron, interval)
     api_url()
     check_pool(pool)
-    from flows.study import study_flow
+    from amtune.flows.study import study_flow
 
     flow = study_flow.from_source(source=str(ROOT), entrypoint=ENTRYPOINT_FILE)
     deployment_id = flow.deploy(
@@ -142,9 +141,8 @@ def serve_study(spec_path: Path, *, cron: str | None = None,
     """
     spec = load_spec(spec_path)
     schedule = check_schedule(cron, interval)
+    from amtune.flows.study import study_flow
     from prefect.deployments.runner import EntrypointType
-
-    from flows.study import study_flow
 
     path = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(ROOT) not in path:

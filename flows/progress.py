@@ -11,11 +11,10 @@ import threading
 import time
 from typing import TextIO
 
+from amtune.tasks.store.tracking import TrialRecord
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
-
-from tasks.tracking import TrialRecord
 
 
 class Reporter:

@@ -6,12 +6,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
+from amtune.strategies import SearchSpace
+from amtune.tasks.store import tracking
+from amtune.tasks.store.tracking import TrialRecord
 from rich.console import Console
 from rich.table import Table
-
-from strategies import SearchSpace
-from tasks import tracking
-from tasks.tracking import TrialRecord
 
 
 @dataclass

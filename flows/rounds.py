@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from amtune.flows import progress
+from amtune.flows.execution import make_task_runner
+from amtune.tasks.context import PlannedTrial, StudyHandle
+from amtune.tasks.propose import load_history, propose_batch
+from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.store.lease import LeaseLost
+from amtune.tasks.store.outage import TrackingOutage
+from amtune.tasks.store.tracking import TrialRecord
+from amtune.tasks.trial import trial_task
 from prefect import flow, unmapped
 from prefect.context import SettingsContext, get_settings_context
 from prefect.futures import PrefectFuture, as_completed
 from prefect.settings import Settings
-
-from flows import progress
-from flows.execution import make_task_runner
-from tasks.context import PlannedTrial, StudyHandle
-from tasks.failures import TrialFailure
-from tasks.lease import LeaseLost
-from tasks.outage import TrackingOutage
-from tasks.propose import load_history, propose_batch
-from tasks.tracking import TrialRecord
-from tasks.trial import trial_task
 
 
 @dataclass

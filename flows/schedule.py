@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flows.spec import StudySpec, load_spec, validate_spec
+from amtune.flows.spec import StudySpec, load_spec, validate_spec
 
 
 def scheduled_name(base: str, when: datetime) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from amtune.strategies import SearchSpace, make_strategy
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,8 +23,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-
-from strategies import SearchSpace, make_strategy
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -205,7 +204,7 @@ def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
     except ValidationError as err:
         raise SpecError(_format_pydantic(err, data)) from None
     if spec.trial.retry_on is not None:
-        from tasks.failures import check_retry_on
+        from amtune.tasks.runners.failures import check_retry_on
 
         try:
             check_retry_on(spec.trial.retry_on)
@@ -222,7 +221,7 @@ def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
         budget = spec.budget.model_copy(update={"max_trials": strategy.size()})
         spec = spec.model_copy(update={"budget": budget})
     if check_objective:
-        from tasks.objective import check_objective as check
+        from amtune.tasks.runners.objective import check_objective as check
 
         try:
             check(spec.objective, spec.parameters)

@@ -14,19 +14,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from amtune.flows import ephemeral, progress, schedule, summary
+from amtune.flows.completion import best_trial, stop_reason
+from amtune.flows.execution import absolute_tracking_uri
+from amtune.flows.rounds import run_round
+from amtune.flows.spec import SpecError, StudySpec
+from amtune.flows.warm import warm_history
+from amtune.tasks.context import StudyHandle, counted
+from amtune.tasks.propose import forget
+from amtune.tasks.store import tracking
+from amtune.tasks.store.lease import Heartbeat, Lease, LeaseHeld, acquire, held_message, release
+from amtune.tasks.store.tracking import TrialRecord
 from prefect import flow
-
-from flows import ephemeral, progress, schedule, summary
-from flows.completion import best_trial, stop_reason
-from flows.execution import absolute_tracking_uri
-from flows.rounds import run_round
-from flows.spec import SpecError, StudySpec
-from flows.warm import warm_history
-from tasks import tracking
-from tasks.context import StudyHandle, counted
-from tasks.lease import Heartbeat, Lease, LeaseHeld, acquire, held_message, release
-from tasks.propose import forget
-from tasks.tracking import TrialRecord
 
 ephemeral.apply_defaults()  # for studies run from Python too, not only by the CLI
 
@@ -149,7 +148,7 @@ def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
     """Run (or resume) one study described by a spec dict or a spec file's path.
 
     Run by a deployment, the study is the scheduled re-tune of the spec
-    (``flows.schedule``)."""
+    (``amtune.flows.schedule``)."""
     s = schedule.resolve(spec).with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
     tracking.set_outage_timeout(s.tracking.outage_timeout_s)
     handle, records, _, lease = open_study(s)

@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from amtune.flows.completion import best_trial
+from amtune.tasks.context import StudyHandle
+from amtune.tasks.store import tracking
+from amtune.tasks.store.tracking import TrialRecord
 from prefect.artifacts import (
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
-
-from flows.completion import best_trial
-from tasks import tracking
-from tasks.context import StudyHandle
-from tasks.tracking import TrialRecord
 
 
 def trial_rows(records: list[TrialRecord]) -> list[dict[str, Any]]:

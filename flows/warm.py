@@ -1,7 +1,7 @@
 """Warm start: the completed trials of earlier studies over the same space, given to
 the strategy as prior history.
 
-A scheduled re-tune (see :mod:`flows.schedule`) searches the same space as last
+A scheduled re-tune (see :mod:`amtune.flows.schedule`) searches the same space as last
 night's study on slightly different data, so last night's results are the best
 prior knowledge there is: ``gp_ei`` fits its first model to them instead of
 spending its first trials on a space-filling design. The prior is information
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 
-from flows.spec import SpecError
-from strategies import SearchSpace, Trial
-from tasks import tracking
-from tasks.tracking import StudyRun
+from amtune.flows.spec import SpecError
+from amtune.strategies import SearchSpace, Trial
+from amtune.tasks.store import tracking
+from amtune.tasks.store.tracking import StudyRun
 
 TAG_SOURCE = "amtune.warm_start"  # what the spec asked for: previous | a JSON list of names
 TAG_STUDIES = "amtune.warm_start.studies"  # JSON list of the studies actually used

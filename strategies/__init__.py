@@ -3,7 +3,7 @@
 Each built-in strategy's module is imported the first time the strategy is named.
 """
 
-from strategies.base import (
+from amtune.strategies.base import (
     Strategy,
     Trial,
     make_strategy,
@@ -11,7 +11,7 @@ from strategies.base import (
     strategy_names,
     strategy_options,
 )
-from strategies.space import Categorical, Numeric, SearchSpace, SpaceError
+from amtune.strategies.space import Categorical, Numeric, SearchSpace, SpaceError
 
 __all__ = [
     "Categorical",

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize as so
+from amtune.strategies.gp import GP
 from scipy.special import erfcx, ndtr
-
-from strategies.gp import GP
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)

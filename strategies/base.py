@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-
-from strategies.space import SearchSpace
+from amtune.strategies.space import SearchSpace
 
 Status = Literal["completed", "failed", "running"]
 STATUSES: tuple[str, ...] = ("completed", "failed", "running")
@@ -67,8 +66,8 @@ class Strategy(ABC):
 _REGISTRY: dict[str, type[Strategy]] = {}
 # The built-in strategies, imported when first named: gp_ei and sobol pull in
 # scipy.stats (~1 s), which checking a spec or starting the CLI should not pay.
-_BUILTIN = {"grid": "strategies.grid", "random": "strategies.random_search",
-            "sobol": "strategies.sobol", "gp_ei": "strategies.gp_ei"}
+_BUILTIN = {"grid": "amtune.strategies.grid", "random": "amtune.strategies.random_search",
+            "sobol": "amtune.strategies.sobol", "gp_ei": "amtune.strategies.gp_ei"}
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:

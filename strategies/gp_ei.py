@@ -32,14 +32,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from amtune.strategies.acquisition import Discrete, log_ei, maximise
+from amtune.strategies.base import Strategy, Trial, register
+from amtune.strategies.gp import FANTASY_NOISE, GP, fit_hyper
+from amtune.strategies.space import Categorical, SearchSpace
 from scipy import stats
 from scipy.stats import qmc
 from threadpoolctl import threadpool_limits
-
-from strategies.acquisition import Discrete, log_ei, maximise
-from strategies.base import Strategy, Trial, register
-from strategies.gp import FANTASY_NOISE, GP, fit_hyper
-from strategies.space import Categorical, SearchSpace
 
 
 def transform_values(values: np.ndarray, warp: bool = True) -> np.ndarray:

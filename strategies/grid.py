@@ -8,9 +8,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from strategies.base import Strategy, Trial, register
-from strategies.space import Categorical, Numeric, SearchSpace, SpaceError
+from amtune.strategies.base import Strategy, Trial, register
+from amtune.strategies.space import Categorical, Numeric, SearchSpace, SpaceError
 
 
 def _numeric_axis(p: Numeric, points: int | None) -> list[Any]:

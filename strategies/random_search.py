@@ -7,9 +7,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from strategies.base import Strategy, Trial, register
-from strategies.space import SearchSpace
+from amtune.strategies.base import Strategy, Trial, register
+from amtune.strategies.space import SearchSpace
 
 _MAX_REDRAWS = 64
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from strategies import SearchSpace, Trial
-from tasks.tracking import TrialRecord
+from amtune.strategies import SearchSpace, Trial
+from amtune.tasks.store.tracking import TrialRecord
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 
+from amtune.strategies import make_strategy
+from amtune.tasks.context import PlannedTrial, StudyHandle, counted, to_trials
+from amtune.tasks.store import tracking
+from amtune.tasks.store.tracking import TrialRecord
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-from strategies import make_strategy
-from tasks import tracking
-from tasks.context import PlannedTrial, StudyHandle, counted, to_trials
-from tasks.tracking import TrialRecord
 
 # parent run id -> (time of the last read in ms, trials by run id). Finished and failed
 # runs never change, so after one full read a round only fetches runs started since

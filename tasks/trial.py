@@ -13,6 +13,11 @@ import time
 from typing import Any
 from uuid import UUID
 
+from amtune.tasks.context import StudyHandle
+from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.runners.objective import run_objective
+from amtune.tasks.store import tracking
+from amtune.tasks.store.tracking import TrialRecord
 from mlflow.exceptions import MlflowException
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -20,12 +25,6 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
 from prefect.states import State
 from prefect.tasks import exponential_backoff
-
-from tasks import tracking
-from tasks.context import StudyHandle
-from tasks.failures import TrialFailure
-from tasks.objective import run_objective
-from tasks.tracking import TrialRecord
 
 _will_retry: dict[UUID, bool] = {}
 _lock = threading.Lock()

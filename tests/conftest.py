@@ -6,7 +6,7 @@
   process) for the session; in-process flows and ``amtune`` subprocesses both use
   it, so no test pays the server start-up twice.
 - ``tracking_uri`` is a per-test SQLite MLflow store.
-- ``amtune`` runs the CLI in a subprocess against both (``python -m flows.cli``).
+- ``amtune`` runs the CLI in a subprocess against both (``python -m amtune.flows.cli``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ os.environ["PREFECT_HOME"] = _HOME
 # ...), with warnings still logged and a longer server start-up for loaded machines.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-from flows.cli import QUIET_ENV  # noqa: E402  (Prefect is not imported by it)
+from amtune.flows.cli import QUIET_ENV  # noqa: E402  (Prefect is not imported by it)
 
 for _k, _v in QUIET_ENV.items():
     os.environ.setdefault(_k, _v)
@@ -81,7 +81,7 @@ def amtune(tmp_path: Path) -> Runner:
     def run(*args: str, cwd: Path | None = None, prefect_api: str | None = None,
             timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "flows.cli", *args], cwd=cwd or tmp_path,
+            [sys.executable, "-m", "amtune.flows.cli", *args], cwd=cwd or tmp_path,
             env=cli_env(prefect_api, **env), capture_output=True, text=True, timeout=timeout)
 
     return run

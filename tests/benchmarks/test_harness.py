@@ -41,8 +41,8 @@ def test_a_stale_fingerprint_is_rerun(tmp_path: Path) -> None:
 def test_the_fingerprint_covers_the_modules_a_strategy_uses() -> None:
     import sys
 
-    mods = {m.__name__ for m in runners._module_closure(sys.modules["strategies.sobol"])}
-    assert {"strategies.sobol", "strategies.base", "strategies.space", "strategies.grid"} <= mods
+    mods = {m.__name__ for m in runners._module_closure(sys.modules["amtune.strategies.sobol"])}
+    assert {f"amtune.strategies.{m}" for m in ("sobol", "base", "space", "grid")} <= mods
 
 
 def test_grid_points_fit_the_budget() -> None:

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from amtune.strategies import SearchSpace
 
 from benchmarks.problems import PROBLEMS, PUBLIC
-from strategies import SearchSpace
 
 MINIMISERS = {
     "branin": [{"x0": -math.pi, "x1": 12.275}, {"x0": math.pi, "x1": 2.275},

@@ -166,7 +166,7 @@ def drive(run: StudyRun, cfg: ChaosConfig, *, max_runs: int | None = None) -> St
     for attempt in range(max_runs):
         with open(logs / f"run-{attempt}.log", "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", "run", str(run.spec)],
+                [sys.executable, "-m", "amtune.flows.cli", "run", str(run.spec)],
                 cwd=run.spec.parent,
                 env=study_env(run),
                 stdout=log,

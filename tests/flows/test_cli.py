@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from amtune.flows.study import study_flow
 from mlflow.tracking import MlflowClient
 
-from flows.study import study_flow
 from tests.conftest import Runner, cli_env
 from tests.flows.helpers import counted, spec, study_runs
 from tests.flows.objectives import loss
@@ -130,7 +130,7 @@ def test_resume_after_sigkill(prefect_api: str, tmp_path: Path) -> None:
              budget={"max_trials": 10, "max_parallel": 2})
     path = write(tmp_path / "resume.yaml", d)
     env = cli_env(prefect_api, AMTUNE_TEST_SLEEP="1.0")
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -149,7 +149,7 @@ def test_resume_after_sigkill(prefect_api: str, tmp_path: Path) -> None:
     finished_before = {c.info.run_id for c in before if c.info.status == "FINISHED"}
     assert any(c.info.status == "RUNNING" for c in before)
 
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(path)], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", "amtune.flows.cli", "run", str(path)], cwd=tmp_path,
                        env=cli_env(prefect_api, AMTUNE_TEST_SLEEP="0"), capture_output=True,
                        text=True, timeout=240)
     assert r.returncode == 0, r.stderr

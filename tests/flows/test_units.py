@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 
 import pytest
+from amtune.flows.completion import best_trial, stop_reason
+from amtune.flows.progress import Reporter
+from amtune.flows.spec import SpecError, validate_spec
+from amtune.flows.study import space_change
+from amtune.tasks.context import to_trials
+from amtune.tasks.propose import free_numbers
+from amtune.tasks.store.tracking import TrialRecord
 
-from flows.completion import best_trial, stop_reason
-from flows.progress import Reporter
-from flows.spec import SpecError, validate_spec
-from flows.study import space_change
-from tasks.context import to_trials
-from tasks.propose import free_numbers
-from tasks.tracking import TrialRecord
 from tests.flows.helpers import spec
 
 
@@ -102,15 +102,14 @@ def test_live_progress_renders() -> None:
     ("___", "amtune-top-study"),
 ])
 def test_artifact_keys_are_per_study_and_valid(study: str, key: str) -> None:
-    from flows.summary import artifact_key
+    from amtune.flows.summary import artifact_key
 
     assert artifact_key("top", study) == key
 
 
 def test_rounds_run_without_the_flow_heartbeat() -> None:
+    from amtune.flows.rounds import without_heartbeat
     from prefect.settings import get_current_settings
-
-    from flows.rounds import without_heartbeat
 
     before = get_current_settings().flows.heartbeat_frequency
     assert before is not None

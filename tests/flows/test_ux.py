@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import yaml
+from amtune.flows.cli import ui_link
+from amtune.flows.progress import Reporter
+from amtune.tasks.store.tracking import TrialRecord
 
-from flows.cli import ui_link
-from flows.progress import Reporter
-from tasks.tracking import TrialRecord
 from tests.conftest import Runner, cli_env
 from tests.flows.helpers import counted, spec, study_runs
 from tests.flows.test_cli import child_statuses
@@ -93,7 +93,7 @@ def test_ctrl_c_on_the_ephemeral_api_exits_then_resumes(prefect_api: str,
     env = cli_env(None, AMTUNE_TEST_SLEEP="1.0", PREFECT_HOME=str(tmp_path / "ph"),
                   PREFECT_LOGGING_LEVEL="CRITICAL")
     env.pop("PREFECT_API_URL", None)  # the ephemeral API, as a user runs it
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -114,7 +114,7 @@ def test_ctrl_c_on_the_ephemeral_api_exits_then_resumes(prefect_api: str,
     assert err.rstrip().endswith("amtune: interrupted; run the same command again to resume")
     assert "Traceback" not in err and "ERROR" not in err, err
 
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(path)], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", "amtune.flows.cli", "run", str(path)], cwd=tmp_path,
                        env=cli_env(prefect_api, AMTUNE_TEST_SLEEP="0"), capture_output=True,
                        text=True, timeout=240)
     assert r.returncode == 0, r.stderr
@@ -124,9 +124,8 @@ def test_ctrl_c_on_the_ephemeral_api_exits_then_resumes(prefect_api: str,
 
 
 def test_prefect_shows_the_study_by_name(prefect_api: str, tracking_uri: str) -> None:
+    from amtune.flows.study import study_flow
     from prefect.client.orchestration import get_client
-
-    from flows.study import study_flow
 
     s = spec("ux-named", "tests.flows.objectives:loss_only", tracking={"uri": tracking_uri},
              budget={"max_trials": 2, "max_parallel": 2})

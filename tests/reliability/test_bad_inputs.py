@@ -53,7 +53,7 @@ def cli_env(tmp: Path) -> dict[str, str]:
 def run_cli(command: str, spec: str, tmp: Path) -> Result:
     workdir = tmp / f"{command}-{spec.removesuffix('.yaml')}"
     workdir.mkdir()
-    argv = [sys.executable, "-m", "flows.cli", command, str(CORPUS / spec)]
+    argv = [sys.executable, "-m", "amtune.flows.cli", command, str(CORPUS / spec)]
     if command == "run":
         argv += ["--tracking-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
     proc = subprocess.Popen(
@@ -146,7 +146,7 @@ def test_nothing_written_to_the_env_tracking_uri(
 @pytest.mark.parametrize("command", COMMANDS)
 def test_missing_spec_file(command: str, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", command, "no-such-spec.yaml"],
+        [sys.executable, "-m", "amtune.flows.cli", command, "no-such-spec.yaml"],
         cwd=tmp_path,
         env=cli_env(tmp_path),
         capture_output=True,

@@ -9,8 +9,15 @@ import sys
 import time
 
 import pytest
-
-from tasks.lease import Heartbeat, Lease, LeaseHeld, LeaseLost, acquire, new_lease, release
+from amtune.tasks.store.lease import (
+    Heartbeat,
+    Lease,
+    LeaseHeld,
+    LeaseLost,
+    acquire,
+    new_lease,
+    release,
+)
 
 
 class Tag:

@@ -55,7 +55,7 @@ def user_env(prefect_api: str, gate: Path) -> dict[str, str]:
 
 def start_study(path: Path, cwd: Path, prefect_api: str, gate: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", str(path)],
+        [sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
         cwd=cwd,
         env=user_env(prefect_api, gate),
         stdout=subprocess.PIPE,
@@ -113,7 +113,7 @@ def test_outage_is_ridden_out_or_stops_the_study_for_a_rerun(
     assert sorted(int(r.data.tags["amtune.trial"]) for r in children) == [0, 1, 2, 3]
 
     rerun = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(paths["outage-stop"])],
+        [sys.executable, "-m", "amtune.flows.cli", "run", str(paths["outage-stop"])],
         cwd=tmp_path,
         env=user_env(prefect_api, gate),
         capture_output=True,

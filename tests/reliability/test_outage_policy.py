@@ -7,9 +7,8 @@ import threading
 import time
 
 import pytest
+from amtune.tasks.store.outage import Guarded, OutageGuard, TrackingOutage, is_transient
 from mlflow.exceptions import MlflowException
-
-from tasks.outage import Guarded, OutageGuard, TrackingOutage, is_transient
 
 
 def test_transient_and_permanent_failures_are_told_apart() -> None:
@@ -37,7 +36,7 @@ class Clock:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 1000.0
-        monkeypatch.setattr("tasks.outage.time.monotonic", lambda: self.now)
+        monkeypatch.setattr("amtune.tasks.store.outage.time.monotonic", lambda: self.now)
         self.sleeps: list[float] = []
 
     def sleep(self, seconds: float) -> None:

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from amtune.flows.study import study_flow
+from amtune.tasks.context import StudyHandle
+from amtune.tasks.trial import trial_task
 from mlflow.tracking import MlflowClient
-
-from flows.study import study_flow
-from tasks.context import StudyHandle
-from tasks.trial import trial_task
 
 SCRIPT = Path(__file__).with_name("planned_trial.py")
 

@@ -54,7 +54,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     env = cli_env(prefect_api, **(extra_env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "amtune.flows.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

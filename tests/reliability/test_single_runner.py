@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import yaml
+from amtune.tasks.store.lease import LEASE_TAG, Lease
 from mlflow.tracking import MlflowClient
 
-from tasks.lease import LEASE_TAG, Lease
 from tests.conftest import Runner, cli_env
 from tests.flows.helpers import counted, spec, study_runs
 
@@ -49,7 +49,7 @@ def test_second_runner_refuses_then_stale_lease_is_taken_over(
         )
     )
     first = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", str(path)],
+        [sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
         cwd=tmp_path,
         env=cli_env(prefect_api, AMTUNE_TEST_GATE=str(gate)),
         stdout=subprocess.PIPE,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from amtune.flows.study import study_flow
 from distributed import Client
 from mlflow import MlflowClient
 
-from flows.study import study_flow
 from tests.scale.objectives import spec
 from tests.servers import DaskCluster, child_env
 
@@ -28,7 +28,8 @@ def test_trials_run_and_track_on_dask_workers(prefect_api: str, dask_srv: DaskCl
     path.write_text(yaml.safe_dump(spec(
         "on-dask", uri, budget={"max_trials": 6, "max_parallel": 3},
         execution={"task_runner": "dask", "address": dask_srv.address})))
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(path)], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
+                          cwd=tmp_path,
                           env=child_env(PREFECT_API_URL=prefect_api), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -35,7 +35,7 @@ def test_resume_across_a_tracking_server_restart(prefect_api: str, mlflow_srv: M
     data["objective"]["function"] = "tests.scale.objectives:slow_quad"
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(data))
-    argv = [sys.executable, "-m", "flows.cli", "run", str(path)]
+    argv = [sys.executable, "-m", "amtune.flows.cli", "run", str(path)]
     env = child_env(PREFECT_API_URL=prefect_api)
     client = MlflowClient(mlflow_srv.url)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from amtune.flows.schedule import scheduled_name
 from mlflow import MlflowClient
 
-from flows.schedule import scheduled_name
 from tests.scale.objectives import spec
 from tests.servers import BIN, ROOT, PrefectServer, Service
 
@@ -38,7 +38,7 @@ def _run(argv: list[str], srv: PrefectServer, cwd: Path = ROOT, **env: str
 
 
 def _amtune(srv: PrefectServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return _run([sys.executable, "-m", "flows.cli", *args], srv)
+    return _run([sys.executable, "-m", "amtune.flows.cli", *args], srv)
 
 
 @contextmanager
@@ -172,7 +172,8 @@ def test_serve_runs_a_study_on_its_schedule(prefect_srv: PrefectServer, tmp_path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     t0 = time.monotonic()
     serve = Service("amtune serve",
-                    [sys.executable, "-m", "flows.cli", "serve", str(path), "--interval", "5"],
+                    [sys.executable, "-m", "amtune.flows.cli", "serve", str(path),
+                     "--interval", "5"],
                     prefect_srv.client_env(**FAST_POLL), tmp_path / "serve.log", cwd=tmp_path)
     serve.start(lambda: True)
     try:

@@ -57,9 +57,9 @@ def test_mlflow_server_keeps_runs_across_a_restart(mlflow_srv: MlflowServer) -> 
 
 
 def _where_am_i() -> tuple[int, str]:
-    import strategies
+    import amtune.strategies
 
-    return os.getpid(), str(Path(strategies.__file__).resolve())
+    return os.getpid(), str(Path(amtune.strategies.__file__).resolve())
 
 
 def test_dask_workers_import_the_project(dask_srv: DaskCluster) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from amtune.flows.deploy import check_cron, check_schedule, spec_parameter
+from amtune.flows.execution import absolute_tracking_uri
+from amtune.flows.schedule import as_scheduled, scheduled_name
+from amtune.flows.spec import SpecError, validate_spec
 
-from flows.deploy import check_cron, check_schedule, spec_parameter
-from flows.execution import absolute_tracking_uri
-from flows.schedule import as_scheduled, scheduled_name
-from flows.spec import SpecError, validate_spec
 from tests.scale.objectives import spec
 from tests.servers import ROOT, child_env
 
@@ -101,7 +101,7 @@ def _deploy_unreachable(tmp_path: Path, *schedule: str) -> subprocess.CompletedP
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(spec("s", f"sqlite:///{tmp_path}/m.db")))
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "deploy", str(path), *schedule],
+        [sys.executable, "-m", "amtune.flows.cli", "deploy", str(path), *schedule],
         cwd=ROOT, env=child_env(PREFECT_API_URL="http://127.0.0.1:9/api"),
         capture_output=True, text=True, timeout=120)
 
@@ -125,10 +125,9 @@ def test_what_dask_ships_to_its_workers_pickles() -> None:
     """prefect-dask pickles the running flow and each task by value (cloudpickle), with
     every module global their functions name; a lock among them breaks Dask runs."""
     import cloudpickle
-
-    from flows.rounds import round_flow
-    from tasks.propose import load_history, propose_batch
-    from tasks.trial import run_trial
+    from amtune.flows.rounds import round_flow
+    from amtune.tasks.propose import load_history, propose_batch
+    from amtune.tasks.trial import run_trial
 
     for obj in (round_flow, run_trial, load_history, propose_batch):
         assert cloudpickle.loads(cloudpickle.dumps(obj)).name == obj.name

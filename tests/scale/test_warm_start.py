@@ -9,11 +9,11 @@ import json
 from typing import Any
 
 import pytest
+from amtune.flows.spec import SpecError
+from amtune.flows.study import study_flow
+from amtune.strategies import SearchSpace, Trial, make_strategy
 from mlflow import MlflowClient
 
-from flows.spec import SpecError
-from flows.study import study_flow
-from strategies import SearchSpace, Trial, make_strategy
 from tests.scale.objectives import spec
 
 

@@ -10,8 +10,14 @@ import math
 from typing import Any
 
 import pytest
-
-from strategies import Categorical, SearchSpace, Strategy, Trial, make_strategy, strategy_names
+from amtune.strategies import (
+    Categorical,
+    SearchSpace,
+    Strategy,
+    Trial,
+    make_strategy,
+    strategy_names,
+)
 
 MIXED = SearchSpace.from_dict({
     "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},

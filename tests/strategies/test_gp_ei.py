@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import scipy.optimize as so
+from amtune.strategies import SearchSpace, Trial, make_strategy
+from amtune.strategies.acquisition import log_ei, log_ei_grad, log_h
+from amtune.strategies.gp import GP, _neg_log_posterior, fit_hyper, sq_diffs
 from scipy.special import ndtr
-
-from strategies import SearchSpace, Trial, make_strategy
-from strategies.acquisition import log_ei, log_ei_grad, log_h
-from strategies.gp import GP, _neg_log_posterior, fit_hyper, sq_diffs
 
 BRANIN_SPACE = {"x0": {"type": "float", "low": -5, "high": 10},
                 "x1": {"type": "float", "low": 0, "high": 15}}

@@ -6,9 +6,8 @@ import itertools
 import math
 
 import pytest
-
-from strategies import SearchSpace, SpaceError, Trial, make_strategy
-from strategies.grid import grid_axes
+from amtune.strategies import SearchSpace, SpaceError, Trial, make_strategy
+from amtune.strategies.grid import grid_axes
 
 
 def test_axes_follow_each_parameters_scale_and_include_the_bounds() -> None:

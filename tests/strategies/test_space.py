@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from amtune.strategies import Categorical, SearchSpace, SpaceError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from strategies import Categorical, SearchSpace, SpaceError
 
 # ---------------------------------------------------------------- generators
 

@@ -7,9 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
-from strategies import SearchSpace, make_strategy, strategy_names
-from tasks.objective import check_objective, run_objective
+from amtune.strategies import SearchSpace, make_strategy, strategy_names
+from amtune.tasks.runners.objective import check_objective, run_objective
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "examples" / "command" / "spec.yaml"

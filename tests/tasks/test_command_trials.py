@@ -11,10 +11,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from tasks.command import build_argv, placeholders
-from tasks.failures import TrialFailure
-from tasks.objective import run_objective
+from amtune.tasks.runners.command import build_argv, placeholders
+from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.runners.objective import run_objective
 
 ARGV_PRINTER = "import json, os, sys; print(json.dumps(sys.argv[1:])); print('acc=0.5')"
 
@@ -44,10 +43,10 @@ def printed_argv(outcome) -> list[str]:
 @pytest.fixture(params=["pidfd", "polling"])
 def exit_watch(request, monkeypatch):
     """Run a lifecycle test both with Linux's pidfd and with the portable polling."""
-    import tasks.command
+    import amtune.tasks.runners.command
 
     if request.param == "polling":
-        monkeypatch.setattr(tasks.command, "_pidfd", lambda proc: None)
+        monkeypatch.setattr(amtune.tasks.runners.command, "_pidfd", lambda proc: None)
     elif not hasattr(os, "pidfd_open"):
         pytest.skip("os.pidfd_open is not available on this platform")
     return request.param
@@ -205,9 +204,9 @@ def test_metrics_are_reported_while_the_process_runs(tmp_path, exit_watch):
 
 
 def test_output_is_bounded(tmp_path, monkeypatch):
-    import tasks.logparse
+    import amtune.tasks.runners.logparse
 
-    monkeypatch.setattr(tasks.logparse, "MAX_OUTPUT", 1000)
+    monkeypatch.setattr(amtune.tasks.runners.logparse, "MAX_OUTPUT", 1000)
     out = run_objective(
         cmd(
             [
@@ -328,9 +327,9 @@ def test_timeout_kills_the_whole_process_group(tmp_path, exit_watch):
 
 
 def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path, monkeypatch):
-    import tasks.command
+    import amtune.tasks.runners.command
 
-    monkeypatch.setattr(tasks.command, "KILL_GRACE_S", 0.3)
+    monkeypatch.setattr(amtune.tasks.runners.command, "KILL_GRACE_S", 0.3)
     pids = tmp_path / "pids"
     body = f"""
         import os, signal, time
@@ -373,9 +372,9 @@ def test_child_that_closes_its_output_is_still_waited_for(tmp_path, exit_watch):
 
 
 def test_undecodable_bytes_and_huge_lines_do_not_break_parsing(monkeypatch):
-    import tasks.logparse
+    import amtune.tasks.runners.logparse
 
-    monkeypatch.setattr(tasks.logparse, "MAX_LINE", 1000)
+    monkeypatch.setattr(amtune.tasks.runners.logparse, "MAX_LINE", 1000)
     body = (
         "import sys; w = sys.stdout.buffer.write; w(b'\\xff\\xfe garbage\\n'); "
         "w(b'x' * 5000); w(b'\\nacc=0.5\\n')"

@@ -1,8 +1,7 @@
 import pickle
 
 import pytest
-
-from tasks.failures import CAUSES, TrialFailure, check_retry_on
+from amtune.tasks.runners.failures import CAUSES, TrialFailure, check_retry_on
 
 
 def test_unknown_cause_is_rejected():

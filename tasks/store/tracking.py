@@ -20,12 +20,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from amtune.strategies import SearchSpace
+from amtune.tasks.store.lease import LEASE_TAG
+from amtune.tasks.store.outage import Guarded, OutageGuard, limit_http_retries
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.tracking import MlflowClient
-
-from strategies import SearchSpace
-from tasks.lease import LEASE_TAG
-from tasks.outage import Guarded, OutageGuard, limit_http_retries
 
 P = "amtune."
 PARENT_TAG = "mlflow.parentRunId"

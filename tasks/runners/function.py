@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tasks.failures import TrialFailure
-from tasks.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
+from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.runners.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
 
 
 def load_function(ref: str) -> Callable[..., Any]:
@@ -27,7 +27,7 @@ def load_function(ref: str) -> Callable[..., Any]:
 
     The working directory is put on ``sys.path`` first, as uvicorn and gunicorn do,
     so ``examples.svm:train`` resolves the same whether amtune was started as
-    ``python -m flows.cli`` or through the ``amtune`` console script.
+    ``python -m amtune.flows.cli`` or through the ``amtune`` console script.
     """
     module_name, _, attr_path = ref.partition(":")
     return resolve_attr(import_module(module_name), attr_path)

@@ -21,9 +21,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.failures import TrialFailure
-from tasks.logparse import MetricParser, OutputBuffer
-from tasks.outcome import Outcome, Report
+from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.runners.logparse import MetricParser, OutputBuffer
+from amtune.tasks.runners.outcome import Outcome, Report
 
 KILL_GRACE_S = 2.0  # SIGTERM first; SIGKILL whatever still runs after this
 DRAIN_S = 1.0  # after the child is gone, read what is left in the pipe for this long

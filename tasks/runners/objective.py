@@ -15,9 +15,9 @@ import shutil
 from collections.abc import Iterable
 from typing import Any
 
-from tasks.command import placeholders, resolve_program, run_command
-from tasks.function import import_module, resolve_attr, run_function
-from tasks.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
+from amtune.tasks.runners.command import placeholders, resolve_program, run_command
+from amtune.tasks.runners.function import import_module, resolve_attr, run_function
+from amtune.tasks.runners.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
 
 __all__ = ["Outcome", "Report", "check_objective", "run_objective"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from tasks.failures import TrialFailure
-from tasks.outcome import Report
+from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.runners.outcome import Report
 
 MAX_OUTPUT = 1 << 20  # keep the last 1 MiB of a trial's output
 MAX_LINE = 1 << 16  # a "line" longer than this is cut (protects the line buffer)

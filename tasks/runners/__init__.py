@@ -1,0 +1,1 @@
+"""Pure trial runners: a Python function or a training command, and what they report."""
