@@ -12,8 +12,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from amtune.strategies.space import SearchSpace
 
-Status = Literal["completed", "failed", "running"]
-STATUSES: tuple[str, ...] = ("completed", "failed", "running")
+# completed: a final value. failed: no value, but its point is spent. running: pending,
+# never to be proposed again. stopped: ended by an early-stopping rule; its value is the
+# last intermediate one: on a falling (minimised) curve an upper bound on what it would
+# have reached, not a final value. Every status blocks its point: a strategy never
+# proposes a point already in the history.
+Status = Literal["completed", "failed", "running", "stopped"]
+STATUSES: tuple[str, ...] = ("completed", "failed", "running", "stopped")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ _BUILTIN = {"grid": "amtune.strategies.grid", "random": "amtune.strategies.rando
             "sobol": "amtune.strategies.sobol", "gp_ei": "amtune.strategies.gp_ei"}
 
 
+# Names users bring from other tools that amtune spells differently.
+_HINTS = {"hyperband": " (Hyperband is an early-stopping rule here: "
+                       "early_stopping: {rule: hyperband, max_steps: N} with any strategy)"}
+
+
 def register(cls: type[Strategy]) -> type[Strategy]:
     _REGISTRY[cls.name] = cls
     return cls
@@ -95,6 +105,7 @@ def _lookup(name: str) -> type[Strategy]:
     if name not in _REGISTRY:
         raise ValueError(
             f"strategy.name: {name!r} is not a strategy; allowed: {', '.join(strategy_names())}"
+            + _HINTS.get(name, "")
         )
     return _REGISTRY[name]
 
