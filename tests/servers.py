@@ -10,10 +10,14 @@ run on this (shared, two-core) machine.
 from __future__ import annotations
 
 import os
+import pwd
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -77,9 +81,9 @@ class Service:
                 start_new_session=True,  # own process group: killpg reaches every child
             )
         while True:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}\n{self.tail()}")
+            if (code := self.proc.poll()) is not None:
+                self.stop()  # clears self.proc: the exit code is read first
+                raise RuntimeError(f"{self.name} exited with {code}\n{self.tail()}")
             if ready():
                 break
             if time.monotonic() - t0 > timeout_s:
@@ -370,3 +374,135 @@ def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bindir() -> Path | None:
+    """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``, or None.
+
+    Debian keeps them in ``/usr/lib/postgresql/<major>/bin``, off PATH (its wrappers
+    in /usr/bin manage system clusters, not a throwaway one), so that is searched too,
+    newest major first.
+    """
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    debian = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    debian.sort(key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else -1)
+    return debian[-1] if debian else None
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, with one password-protected database.
+
+    ``root`` holds the data directory and the unix socket. PostgreSQL refuses to run
+    as root, so when the tests run as root (CI does) every server command runs as the
+    ``postgres`` user that Debian's package creates, and ``root`` belongs to it. TCP
+    logins need the password (scram-sha-256), so the URI's credentials are checked.
+    """
+
+    root: Path
+    bindir: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    user: str = "amtune"
+    password: str = field(default_factory=lambda: secrets.token_hex(12))
+    database: str = "mlflow"
+    service: Service | None = None
+    startup_s: float = 0.0
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def uri(self) -> str:
+        """The SQLAlchemy URI ``mlflow server --backend-store-uri`` takes.
+
+        The driver is named: SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3,
+        and the test extra installs psycopg2 (``psycopg2-binary``).
+        """
+        return f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    def as_owner(self, *argv: str | Path) -> list[str]:
+        cmd = [str(a) for a in argv]
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+    def _run(self, *argv: str | Path) -> None:
+        done = subprocess.run(self.as_owner(*argv), cwd=self.root, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv[0]} exited {done.returncode}\n{done.stdout}{done.stderr}")
+
+    def _ready(self) -> bool:
+        argv = [self.bindir / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        return subprocess.run([str(a) for a in argv], timeout=30).returncode == 0
+
+    def start(self) -> float:
+        if not self.data.exists():
+            self._run(self.bindir / "initdb", "-D", self.data, "-U", "postgres", "-E", "UTF8",
+                      "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
+        # fsync off: the tests never crash PostgreSQL itself, and commits are the cost here.
+        argv = self.as_owner(self.bindir / "postgres", "-D", self.data, "-p", str(self.port),
+                             "-k", self.root, "-c", "listen_addresses=127.0.0.1",
+                             "-c", "fsync=off", "-c", "synchronous_commit=off")
+        self.service = Service("postgres", argv, child_env(), self.log_path, cwd=self.root)
+        self.startup_s = self.service.start(self._ready)
+        return self.startup_s
+
+    def create_database(self) -> None:
+        """The login role and its database, made over the unix socket (trusted, local)."""
+        sql = (f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}';",
+               f"CREATE DATABASE {self.database} OWNER {self.user};")
+        psql = [self.bindir / "psql", "-h", self.root, "-p", str(self.port), "-U", "postgres",
+                "-d", "postgres", "-v", "ON_ERROR_STOP=1"]
+        for statement in sql:
+            self._run(*psql, "-c", statement)
+
+    def stop(self) -> None:
+        """A fast shutdown (sessions are ended, nothing is left to recover), then the group."""
+        if self.service is None:
+            return
+        if self.service.running:
+            with suppress(RuntimeError, subprocess.TimeoutExpired):
+                self._run(self.bindir / "pg_ctl", "stop", "-D", self.data, "-m", "fast", "-w")
+        self.service.stop()
+        self.service = None
+
+
+@contextmanager
+def postgres_server(logdir: Path, bindir: Path) -> Iterator[PostgresServer]:
+    """``initdb`` + ``postgres`` in a fresh directory; the directory is removed afterwards.
+
+    The directory is a short one under the system temp dir, not pytest's: a unix
+    socket path must fit in 107 bytes, and pytest's directories are private to the
+    user running the tests, which the ``postgres`` user cannot enter.
+    """
+    root = Path(tempfile.mkdtemp(prefix="amtune-pg-"))
+    try:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+        server = PostgresServer(root, bindir, logdir / "postgres.log")
+        server.start()
+        try:
+            server.create_database()
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class MlflowOnPostgres(MlflowServer):
+    """An ``mlflow server`` whose backend store is a PostgreSQL database."""
+
+    store_uri: str = ""
+
+    @property
+    def backend_uri(self) -> str:
+        return self.store_uri

@@ -10,6 +10,7 @@ keeps its port and database.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
@@ -19,10 +20,14 @@ import pytest
 
 from tests.servers import (
     DaskCluster,
+    MlflowOnPostgres,
     MlflowServer,
+    PostgresServer,
     PrefectServer,
     dask_cluster,
     mlflow_server,
+    postgres_bindir,
+    postgres_server,
     prefect_server,
 )
 
@@ -76,3 +81,35 @@ def mlflow_srv(services: dict[str, Any]) -> MlflowServer:
 def dask_srv(services: dict[str, Any]) -> DaskCluster:
     cluster: DaskCluster = services["dask"]
     return cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of its own, started from the installed binaries (no network).
+
+    Missing binaries skip the tests on a developer's machine but fail them in CI
+    (``CI`` set), where ``.ci/run`` installs Debian's ``postgresql`` package first:
+    the production store must not go untested silently.
+    """
+    bindir = postgres_bindir()
+    if bindir is None:
+        msg = "PostgreSQL is not installed (Debian/Ubuntu: apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    with postgres_server(tmp_path_factory.mktemp("postgres"), bindir) as server:
+        print(f"\npostgres accepting connections after {server.startup_s:.1f} s")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mlflow_pg_srv(postgres_srv: PostgresServer,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """``mlflow server --backend-store-uri postgresql://...``, restartable like ``mlflow_srv``."""
+    server = MlflowOnPostgres(tmp_path_factory.mktemp("mlflow-pg"), store_uri=postgres_srv.uri)
+    server.start()
+    print(f"\nmlflow server on postgres healthy after {server.starts[0]:.1f} s")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,152 @@
+"""The production store: studies on an ``mlflow server`` backed by PostgreSQL.
+
+The README's PostgreSQL command line, run for real against a throwaway cluster
+(see ``postgres_srv``), through the CLI a user runs. The server is killed with
+SIGKILL (a crash, not a clean stop) and started again on the same port and
+database in two ways:
+
+- while the study runs: the study rides the outage out (``outage_timeout_s``) and
+  ends on its own;
+- after the study itself was killed: the same command resumes it.
+
+Either way nothing may be lost or doubled: exactly ``max_trials`` finished trials
+numbered 0..N-1 once each, each with its params and the objective metric that
+those params give, no run left RUNNING, and one finished parent run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from tests.scale.objectives import quad, spec
+from tests.servers import MlflowServer, child_env
+
+TRIALS = 12
+PARALLEL = 3
+DEADLINE_S = 240.0
+
+
+def paced_quad(params: dict[str, Any]) -> dict[str, float]:
+    """``quad`` taking 0.3 s: a study of 12 lasts long enough to be hit mid-way."""
+    time.sleep(0.3)
+    return quad(params)
+
+
+def _runs(client: MlflowClient, name: str) -> list[Run]:
+    exp = client.get_experiment_by_name(name)
+    return [] if exp is None else list(client.search_runs([exp.experiment_id], max_results=1000))
+
+
+def _trials(runs: list[Run]) -> list[Run]:
+    return [r for r in runs if r.data.tags.get("amtune.role") != "study"]
+
+
+def _finished(client: MlflowClient, name: str) -> int:
+    return sum(r.info.status == "FINISHED" for r in _trials(_runs(client, name)))
+
+
+def _start_study(name: str, server: MlflowServer, prefect_api: str,
+                 tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    data = spec(name, server.url, budget={"max_trials": TRIALS, "max_parallel": PARALLEL},
+                tracking={"uri": server.url, "outage_timeout_s": 180})
+    data["objective"]["function"] = f"{__name__}:paced_quad"
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return ([sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
+            child_env(PREFECT_API_URL=prefect_api))
+
+
+def _wait_mid_study(proc: subprocess.Popen[str], client: MlflowClient, name: str) -> int:
+    """Block until one round has finished; return the finished count (the study still runs)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (n := _finished(client, name)) < PARALLEL:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the study ended early ({proc.returncode})\n{out}\n{err}")
+        assert time.monotonic() < deadline, "no round finished"
+        time.sleep(0.2)
+    assert n < TRIALS, "the study finished before it could be interrupted"
+    return n
+
+
+def _crash(server: MlflowServer) -> None:
+    """SIGKILL the server's whole process group, as a crashed machine would."""
+    assert server.service is not None and server.service.proc is not None
+    os.killpg(server.service.proc.pid, signal.SIGKILL)
+    server.stop()  # reaps it and any stray worker
+
+
+def _assert_complete(client: MlflowClient, name: str) -> list[Run]:
+    runs = _runs(client, name)
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    finished = [r for r in _trials(runs) if r.info.status == "FINISHED"]
+    numbers = sorted(int(r.data.tags["amtune.trial"]) for r in finished)
+    assert numbers == list(range(TRIALS)), numbers  # none missing, none doubled
+    for run in finished:
+        params = {k: float(v) for k, v in run.data.params.items()}
+        assert set(params) == {"x", "y"}, (run.info.run_name, run.data.params)
+        # the metric is the one these params give: params and metrics were not mixed up
+        assert run.data.metrics["loss"] == pytest.approx(quad(params)["loss"], rel=1e-9)
+    study = [r for r in runs if r.data.tags.get("amtune.role") == "study"]
+    assert [s.info.status for s in study] == ["FINISHED"]
+    assert study[0].data.tags.get("amtune.trials") == str(TRIALS)
+    return finished
+
+
+def test_study_rides_out_a_postgres_backed_server_crash(
+        prefect_api: str, mlflow_pg_srv: MlflowServer, tmp_path: Path) -> None:
+    name = "pg-server-crash"
+    argv, env = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
+    client = MlflowClient(mlflow_pg_srv.url)
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_mid_study(proc, client, name)
+        _crash(mlflow_pg_srv)
+        mlflow_pg_srv.start()
+        assert proc.poll() is None, "the study gave up during the outage"
+        out, err = proc.communicate(timeout=DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"{TRIALS} trials (0 failed)" in out
+    _assert_complete(MlflowClient(mlflow_pg_srv.url), name)
+
+
+def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
+        prefect_api: str, mlflow_pg_srv: MlflowServer, tmp_path: Path) -> None:
+    name = "pg-resume"
+    argv, env = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
+    client = MlflowClient(mlflow_pg_srv.url)
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_mid_study(proc, client, name)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the study crashes first...
+        proc.wait(timeout=30)
+    before = _trials(_runs(client, name))
+    kept = {r.info.run_id for r in before if r.info.status == "FINISHED"}
+    assert PARALLEL <= len(kept) < TRIALS
+    _crash(mlflow_pg_srv)  # ...then the tracking server
+    mlflow_pg_srv.start()
+
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stderr
+    assert f"{TRIALS} trials (0 failed)" in done.stdout
+    finished = _assert_complete(MlflowClient(mlflow_pg_srv.url), name)
+    assert kept <= {r.info.run_id for r in finished}  # finished trials were kept, not re-run
