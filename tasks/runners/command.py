@@ -3,7 +3,9 @@
 Safety rules this module keeps: the program is started from an argv list, never a
 shell, and every parameter value becomes exactly one argv item whatever characters
 it holds. The child gets its own session so a timeout can kill the whole process
-group, grandchildren included, and nothing is left running when a trial ends.
+group, grandchildren included, and nothing is left running when a trial ends. A
+runner that dies takes the trial's leader with it, and tells its caller enough to
+end the rest of the group later (see process.py).
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from amtune.tasks.runners.failures import TrialFailure
 from amtune.tasks.runners.logparse import MetricParser, OutputBuffer
 from amtune.tasks.runners.outcome import Outcome, Report
+from amtune.tasks.runners.process import (
+    TOKEN_ENV,
+    TrialProcess,
+    new_token,
+    parent_death_hook,
+    this_host,
+)
 
 KILL_GRACE_S = 2.0  # SIGTERM first; SIGKILL whatever still runs after this
 DRAIN_S = 1.0  # after the child is gone, read what is left in the pipe for this long
@@ -85,6 +94,7 @@ def run_command(
     report: Report | None = None,
     timeout_s: float | None = None,
     env: Mapping[str, str] | None = None,
+    on_start: Callable[[TrialProcess], None] | None = None,
 ) -> Outcome:
     """Run one command trial; raise ``TrialFailure`` (with ``output``) if it fails.
 
@@ -92,12 +102,16 @@ def run_command(
     metrics are reported as they appear (``PYTHONUNBUFFERED=1`` is set unless
     ``env`` says otherwise, so Python children do not hold lines back). ``env`` is
     merged over ``os.environ``; ``AMTUNE_PARAMS`` always holds the params as JSON.
+    ``on_start`` is called once the child runs, with what ``end_process_group``
+    needs should this runner die; if it raises, the trial is stopped and fails
+    with cause ``tracking_error``.
     """
     if not command:
         raise ValueError("objective.command: [] is empty (see check_objective)")
     argv = build_argv(command, params)
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     child_env["AMTUNE_PARAMS"] = params_json(params)
+    child_env[TOKEN_ENV] = token = new_token()
     out = OutputBuffer()
     parser = MetricParser(metrics, report)
     try:
@@ -108,10 +122,13 @@ def run_command(
             stderr=subprocess.STDOUT,
             env=child_env,
             start_new_session=True,
+            preexec_fn=parent_death_hook(),
         )
     except OSError as exc:
         raise TrialFailure.from_exception(exc) from exc
     try:
+        if on_start is not None:
+            _started(on_start, TrialProcess(proc.pid, this_host(), token))
         timed_out = _pump(proc, out, parser, timeout_s)
     except BaseException as exc:  # a reporting failure or an interrupt: leave nothing behind
         _stop(proc)
@@ -159,6 +176,15 @@ def run_command(
             output=output,
         )
     return Outcome(metrics=dict(parser.final), output=output)
+
+
+def _started(on_start: Callable[[TrialProcess], None], process: TrialProcess) -> None:
+    try:
+        on_start(process)
+    except Exception as exc:
+        raise TrialFailure(
+            "tracking_error", f"recording the trial's process failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _pump(

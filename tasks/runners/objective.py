@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from amtune.tasks.runners.command import placeholders, resolve_program, run_command
 from amtune.tasks.runners.function import import_module, resolve_attr, run_function
 from amtune.tasks.runners.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
+from amtune.tasks.runners.process import TrialProcess
 
-__all__ = ["Outcome", "Report", "check_objective", "run_objective"]
+__all__ = ["Outcome", "Report", "TrialProcess", "check_objective", "run_objective"]
 
 _FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -31,12 +32,15 @@ def run_objective(
     report: Report | None = None,
     timeout_s: float | None = None,
     env: dict[str, str] | None = None,
+    on_start: Callable[[TrialProcess], None] | None = None,
 ) -> Outcome:
     """Run one attempt of a trial; raise ``TrialFailure`` if the trial fails.
 
     ``objective`` is duck-typed: ``function`` ("module:attr") or ``command`` (argv),
     ``metric`` (the objective metric) and ``metrics`` (objects with ``name`` and
-    ``regex``, command trials only). ``env`` only applies to command trials.
+    ``regex``, command trials only). ``env`` and ``on_start`` (told the started
+    process, see ``run_command``) only apply to command trials: a function trial
+    runs in this process, which has no group of its own to end later.
     """
     if getattr(objective, "command", None) is not None:
         return run_command(
@@ -47,6 +51,7 @@ def run_objective(
             report=report,
             timeout_s=timeout_s,
             env=env,
+            on_start=on_start,
         )
     if getattr(objective, "function", None) is None:
         raise ValueError("objective: neither function nor command is set (see check_objective)")
