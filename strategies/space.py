@@ -16,6 +16,7 @@ at the ends.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,11 @@ SCALES: tuple[str, ...] = ("linear", "log", "reverse_log")
 TYPES: tuple[str, ...] = ("float", "int", "categorical")
 _NUMERIC_KEYS = {"type", "low", "high", "log", "scale", "points"}
 _CATEGORICAL_KEYS = {"type", "values"}
+# A name becomes a ``--name`` argv flag, a ``{name}`` placeholder and an MLflow param
+# key (at most 250 characters there): the characters all three take as they are.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,249}$")
+NAME_RULE = ("parameter names must be non-empty strings of letters, digits, _ . - "
+             "starting with a letter or _ (at most 250 characters)")
 
 
 class SpaceError(ValueError):
@@ -175,12 +181,23 @@ def _parse(name: str, d: Any) -> Param:
     for v in values:
         if not isinstance(v, str | int | float | bool):
             raise SpaceError(f"{path}.values", v, "values must be strings, numbers or booleans")
-    seen: list[tuple[type, Any]] = []
-    for v in values:
-        if (type(v), v) in seen:
-            raise SpaceError(f"{path}.values", v, "values must be unique")
-        seen.append((type(v), v))
+    _check_distinct(f"{path}.values", values)
     return Categorical(name, tuple(values))
+
+
+def _check_distinct(field: str, values: Sequence[Any]) -> None:
+    """Distinct as text (MLflow keeps ``str(value)``: 1 and '1' read back the same)
+    and as Python values (1 == 1.0 == True: a history keyed on values would merge them)."""
+    for i, v in enumerate(values):
+        for u in values[:i]:
+            if type(u) is type(v) and u == v:
+                raise SpaceError(field, v, "values must be unique")
+            if str(u) == str(v):
+                raise SpaceError(field, v, f"collides with {u!r}: MLflow stores both as the "
+                                 f"text {str(v)!r}; make the values distinct as text")
+            if u == v:
+                raise SpaceError(field, v, f"equals {u!r} in Python (as 1, 1.0 and True do); "
+                                 "keep one of them, or quote them as distinct strings")
 
 
 class SearchSpace:
@@ -197,8 +214,8 @@ class SearchSpace:
         if not isinstance(spec, Mapping):
             raise SpaceError("parameters", spec, "must be a mapping of name -> definition")
         for name in spec:
-            if not isinstance(name, str) or not name:
-                raise SpaceError("parameters", name, "parameter names must be non-empty strings")
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise SpaceError("parameters", name, NAME_RULE)
         return cls([_parse(name, d) for name, d in spec.items()])
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

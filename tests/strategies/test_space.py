@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from amtune.strategies import Categorical, SearchSpace, SpaceError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from amtune.strategies import Categorical, SearchSpace, SpaceError
 
 # ---------------------------------------------------------------- generators
 
@@ -39,14 +40,16 @@ def int_specs(draw: st.DrawFn) -> dict[str, Any]:
     return {"type": "int", "low": low, "high": low + draw(st.integers(1, 1000))}
 
 
-# Values whose text forms differ, so a value read back as text maps to exactly one.
+# Values whose text forms differ, so a value read back as text maps to exactly one, and
+# that differ as Python values (1, 1.0 and True are equal), as the space requires.
 _category = st.one_of(st.text(min_size=1, max_size=5), st.integers(-50, 50),
                       st.floats(-10, 10).map(lambda x: round(x, 3) + 0.0), st.booleans())
 
 
 @st.composite
 def categorical_specs(draw: st.DrawFn) -> dict[str, Any]:
-    values = draw(st.lists(_category, min_size=1, max_size=6, unique_by=str))
+    values = draw(st.lists(_category, min_size=1, max_size=6,
+                           unique_by=(str, lambda v: v)))
     return {"type": "categorical", "values": values}
 
 
@@ -119,12 +122,12 @@ def test_every_int_encodes_inside_its_own_cell(spec: dict[str, Any], data: st.Da
 
 def test_int_and_categorical_cells_are_equal_width() -> None:
     space = SearchSpace.from_dict({"k": {"type": "int", "low": 1, "high": 4},
-                                   "c": {"type": "categorical", "values": ["a", 1, True]}})
+                                   "c": {"type": "categorical", "values": ["a", 2, True]}})
     grid = np.linspace(0, 1, 12001)
     ks = [space.decode(np.array([u, 0.5]))["k"] for u in grid]
     cs = [space.decode(np.array([0.5, u]))["c"] for u in grid]
     assert [ks.count(k) for k in (1, 2, 3, 4)] == pytest.approx([3000] * 4, abs=2)
-    assert [sum(c == v and type(c) is type(v) for c in cs) for v in ("a", 1, True)] == \
+    assert [sum(c == v and type(c) is type(v) for c in cs) for v in ("a", 2, True)] == \
         pytest.approx([4000] * 3, abs=2)
 
 
@@ -217,6 +220,48 @@ def test_empty_space_and_bad_names_are_rejected() -> None:
     assert "at least one parameter" in _error({})
     assert "must be a mapping" in _error([("x", {"type": "float"})])
     assert "non-empty strings" in _error({"": {"type": "float", "low": 0, "high": 1}})
+
+
+@pytest.mark.parametrize("name", ["learning rate", "lr;rm", "-x", "--x", "1st", "a/b", "a:b",
+                                  "a{b}", "é", "x" * 251, 3])
+def test_names_that_are_no_argv_flag_or_mlflow_key_are_rejected(name: object) -> None:
+    """A space would make the argv item ``--learning rate``; names are flags and param keys."""
+    message = _error({name: {"type": "float", "low": 0, "high": 1}})
+    assert message.startswith(f"parameters: {name!r} is not allowed;"), message
+    assert "letters, digits, _ . -" in message
+
+
+@pytest.mark.parametrize("name", ["lr", "learning_rate", "_x", "layer.1-size", "X" * 250])
+def test_flag_like_names_are_accepted(name: str) -> None:
+    assert SearchSpace.from_dict({name: {"type": "float", "low": 0, "high": 1}}).names == (name,)
+
+
+@pytest.mark.parametrize(
+    ("values", "fragments"),
+    [
+        ([1, "1"], ["'1'", "collides with 1", "text '1'"]),
+        (["x", True, "True"], ["'True'", "collides with True", "text 'True'"]),
+        ([1.5, "1.5"], ["'1.5'", "collides with 1.5"]),
+        ([1, 1.0], ["1.0", "equals 1"]),
+        ([1, True], ["True", "equals 1"]),
+        ([False, 0], ["0", "equals False"]),
+        (["a", 2, "a"], ["'a'", "unique"]),
+    ],
+)
+def test_categoricals_that_collide_as_mlflow_text_or_python_values_are_rejected(
+    values: list[Any], fragments: list[str]
+) -> None:
+    message = _error({"c": {"type": "categorical", "values": values}})
+    assert message.startswith("parameters.c.values: "), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_mixed_categoricals_distinct_as_text_and_value_are_accepted() -> None:
+    space = SearchSpace.from_dict({"c": {"type": "categorical",
+                                         "values": ["one", 2, True, 2.5, "2.0"]}})
+    for v in ("one", 2, True, 2.5, "2.0"):
+        assert space.coerce({"c": str(v)}) == {"c": v}
 
 
 def test_params_outside_the_categories_are_rejected_with_the_allowed_values() -> None:
