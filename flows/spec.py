@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from amtune.strategies import SearchSpace, make_strategy
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,6 +22,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from amtune.strategies import SearchSpace, make_strategy
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 

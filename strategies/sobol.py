@@ -6,9 +6,10 @@ import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from scipy.stats import qmc
+
 from amtune.strategies.base import Strategy, Trial, register
 from amtune.strategies.grid import iter_grid
-from scipy.stats import qmc
 
 _FIRST_CHUNK = 64  # a power of 2, as Sobol's balance properties want
 _MAX_DRAWS = 1 << 16  # in a finite space, stop looking for new points after this many

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from amtune.flows.cli import app
 from typer.testing import CliRunner
 
+from amtune.flows.cli import app
 from tests.conftest import Runner
 
 GOOD = {

@@ -9,6 +9,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+
 from amtune.tasks.runners.objective import check_objective
 
 ACC = SimpleNamespace(name="acc", regex=r"acc=([0-9.]+)")

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+
 from amtune.strategies import SearchSpace, make_strategy, strategy_names
 from amtune.tasks.runners.objective import check_objective, run_objective
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from amtune.tasks.runners.command import build_argv, placeholders
 from amtune.tasks.runners.failures import TrialFailure
 from amtune.tasks.runners.objective import run_objective

@@ -1,6 +1,7 @@
 import pickle
 
 import pytest
+
 from amtune.tasks.runners.failures import CAUSES, TrialFailure, check_retry_on
 
 

@@ -2,9 +2,9 @@ import math
 from types import SimpleNamespace
 
 import pytest
+
 from amtune.tasks.runners.failures import TrialFailure
 from amtune.tasks.runners.objective import Outcome, run_objective
-
 from tests.tasks import objectives
 
 

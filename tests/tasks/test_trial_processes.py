@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+
 from amtune.tasks.runners.failures import TrialFailure
 from amtune.tasks.runners.objective import run_objective
 from amtune.tasks.runners.process import (
