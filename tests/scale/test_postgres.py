@@ -30,7 +30,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from tests.scale.objectives import quad, spec
-from tests.servers import MlflowServer, child_env
+from tests.servers import MlflowServer, PostgresServer, child_env
 
 TRIALS = 12
 PARALLEL = 3
@@ -87,6 +87,20 @@ def _crash(server: MlflowServer) -> None:
     server.stop()  # reaps it and any stray worker
 
 
+def _statuses_in_postgres(db: PostgresServer, name: str) -> dict[str, int]:
+    """Run statuses read from the database itself: the runs really live in PostgreSQL."""
+    import psycopg2
+
+    with psycopg2.connect(host="127.0.0.1", port=db.port, user=db.user, password=db.password,
+                          dbname=db.database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT r.status, count(*) FROM runs r JOIN experiments e"
+                    " ON r.experiment_id = e.experiment_id WHERE e.name = %s"
+                    " GROUP BY r.status", (name,))
+        rows: list[tuple[str, int]] = cur.fetchall()
+    conn.close()  # the with block ends the transaction, not the connection
+    return dict(rows)
+
+
 def _assert_complete(client: MlflowClient, name: str) -> list[Run]:
     runs = _runs(client, name)
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
@@ -105,16 +119,18 @@ def _assert_complete(client: MlflowClient, name: str) -> list[Run]:
 
 
 def test_study_rides_out_a_postgres_backed_server_crash(
-        prefect_api: str, mlflow_pg_srv: MlflowServer, tmp_path: Path) -> None:
+        prefect_api: str, mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer,
+        tmp_path: Path) -> None:
     name = "pg-server-crash"
     argv, env = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
     client = MlflowClient(mlflow_pg_srv.url)
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait_mid_study(proc, client, name)
+        n = _wait_mid_study(proc, client, name)
         _crash(mlflow_pg_srv)
-        mlflow_pg_srv.start()
+        seconds = mlflow_pg_srv.start()
+        print(f"\nserver crashed after {n} finished trials, back in {seconds:.1f} s")
         assert proc.poll() is None, "the study gave up during the outage"
         out, err = proc.communicate(timeout=DEADLINE_S)
     finally:
@@ -123,7 +139,10 @@ def test_study_rides_out_a_postgres_backed_server_crash(
             proc.wait(timeout=30)
     assert proc.returncode == 0, err
     assert f"{TRIALS} trials (0 failed)" in out
-    _assert_complete(MlflowClient(mlflow_pg_srv.url), name)
+    finished = _assert_complete(MlflowClient(mlflow_pg_srv.url), name)
+    in_db = _statuses_in_postgres(postgres_srv, name)
+    # the trials and the parent, and nothing else: no retried write left a run behind
+    assert in_db == {"FINISHED": len(finished) + 1}, in_db
 
 
 def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
