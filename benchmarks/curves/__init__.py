@@ -1,0 +1,1 @@
+"""Simulated learning curves for the early-stopping benchmark (see ``family``)."""
