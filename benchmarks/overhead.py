@@ -152,9 +152,10 @@ def prepare(uri: str, name: str) -> None:
         from optuna.integration.mlflow import MLflowCallback  # noqa: F401
     if name == "amtune":
         import amtune.flows.study  # noqa: F401
-        from amtune.tasks.store import tracking
+        from amtune.tasks.store.client import connect
+        from amtune.tasks.store.outage import OutageGuard
 
-        tracking.client(uri)
+        connect(uri, OutageGuard())  # schema and WAL, as the study's store sets them up
 
 
 def trial_span_s(uri: str) -> float:

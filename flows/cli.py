@@ -16,34 +16,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from amtune.flows import deploy
-from amtune.flows.ephemeral import EPHEMERAL_API_ENV
 
-# Quiet, offline defaults; a user's own environment wins.
-QUIET_ENV = {
-    "PREFECT_LOGGING_LEVEL": "CRITICAL",
-    # The ephemeral API runs in this process; its services log tracebacks on Ctrl-C.
-    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-    "PREFECT_INTERNAL_LOGGING_LEVEL": "CRITICAL",  # event-delivery errors after a Ctrl-C
-    "PREFECT_LOGGING_TO_API_ENABLED": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    # The ephemeral API does not check CSRF tokens; fetching one costs a request per client.
-    "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
-    **EPHEMERAL_API_ENV,  # batched task-run recording (flows/ephemeral.py)
-    "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
-    "MLFLOW_LOGGING_LEVEL": "WARNING",  # no schema-migration chatter on a new database
-    "GIT_PYTHON_REFRESH": "quiet",
-}
+from amtune.flows import deploy
+from amtune.flows.defaults import QUIET_ENV
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Automatic model tuning as a Prefect pipeline, tracked in MLflow.")
 
 
 def quiet_defaults() -> None:
+    """Quiet, offline defaults (flows/defaults.py), set before Prefect is imported."""
     for k, v in QUIET_ENV.items():
         os.environ.setdefault(k, v)
     cwd = os.getcwd()  # `module:attr` objectives are imported from the working directory
@@ -98,14 +80,13 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
         preflight(s)
     except SpecError as err:
         raise _fail(2, str(err)) from None
-    except LeaseHeld as err:
+    except (LeaseHeld, TrackingOutage) as err:
         raise _fail(1, str(err)) from None
     reporter = progress.Reporter(s.objective.metric, s.sign, s.budget.max_trials)
-    progress.install(reporter)
-    _leave_at_once_on_ctrl_c()
+    _leave_at_once_on_ctrl_c(reporter)
     try:
         with reporter:
-            result = study_flow(spec=s.model_dump(mode="json"))
+            result = study_flow(spec=s.model_dump(mode="json"), reporter=reporter)
     except SpecError as err:
         raise _fail(2, str(err)) from None
     except (LeaseHeld, LeaseLost, TrackingOutage) as err:  # their messages say what to do
@@ -114,8 +95,6 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
         raise _fail(1, "interrupted; run the same command again to resume") from None
     except Exception as err:  # the study could not run: say why, briefly
         raise _fail(1, f"study {s.name!r} could not run: {type(err).__name__}: {err}") from None
-    finally:
-        progress.install(None)
     typer.echo(f"study {result.study}: {result.trials} trials ({result.failed} failed), "
                f"stopped by {result.reason}")
     if result.best_value is not None:
@@ -126,7 +105,7 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
     typer.echo(f"mlflow ui: {ui_link(s.tracking.uri, result.experiment_id)}")
 
 
-def _leave_at_once_on_ctrl_c() -> None:
+def _leave_at_once_on_ctrl_c(reporter: Any) -> None:
     """On the ephemeral API, Ctrl-C exits at once instead of hanging for minutes.
 
     The terminal's SIGINT also reaches Prefect's ephemeral API server (a child in our
@@ -141,11 +120,7 @@ def _leave_at_once_on_ctrl_c() -> None:
         return
 
     def leave(signum: int, frame: object) -> None:
-        from amtune.flows import progress
-
-        reporter = progress.current()
-        if reporter is not None:
-            reporter.__exit__(None, None, None)  # stop the live line, show the cursor
+        reporter.__exit__(None, None, None)  # stop the live line, show the cursor
         sys.stderr.write("\namtune: interrupted; run the same command again to resume\n")
         sys.stderr.flush()
         sys.stdout.flush()

@@ -1,16 +1,8 @@
-"""When a study stops, and its best trial. Values are compared minimised (``sign * value``)."""
+"""When a study stops. Values are compared minimised (``sign * value``)."""
 
 from __future__ import annotations
 
-from amtune.tasks.context import counted
-from amtune.tasks.store.tracking import TrialRecord
-
-
-def best_trial(records: list[TrialRecord], sign: float) -> TrialRecord | None:
-    done = [r for r in records if r.status == "completed" and r.value is not None]
-    if not done:
-        return None
-    return min(done, key=lambda r: (sign * r.value, r.number))  # type: ignore[operator]
+from amtune.tasks.store.schema import TrialRecord, best_trial, counted
 
 
 def stop_reason(records: list[TrialRecord], *, sign: float, max_trials: int,

@@ -1,7 +1,8 @@
 """What the user watches: a rich live line on a terminal, plain lines otherwise.
 
-Trials finish in Prefect's worker threads; the round reports them here, so the
-display is process-local and costs nothing when no reporter is installed.
+Trials finish in Prefect's worker threads; the round hands each one to the reporter
+the study flow was given (the CLI passes one), so the display is process-local and
+costs nothing without one.
 """
 
 from __future__ import annotations
@@ -11,20 +12,21 @@ import threading
 import time
 from typing import TextIO
 
-from amtune.tasks.store.tracking import TrialRecord
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
+
+from amtune.tasks.store.schema import TrialRecord, best_trial, counted
 
 
 class Reporter:
     """Counts trials against the budget and shows the best value and an ETA."""
 
     def __init__(self, metric: str, sign: float, total: int, done: int = 0, failed: int = 0,
-                 best: float | None = None, stream: TextIO | None = None,
-                 live: bool | None = None) -> None:
+                 stream: TextIO | None = None, live: bool | None = None) -> None:
         self.metric, self.sign, self.total = metric, sign, total
-        self.done, self.failed, self.best = done, failed, best
+        self.done, self.failed, self.stopped = done, failed, 0
+        self.best_trial: TrialRecord | None = None
         self.stream = stream or sys.stderr
         self.live_mode = self.stream.isatty() if live is None else live
         self._start, self._start_done = time.monotonic(), done
@@ -32,14 +34,21 @@ class Reporter:
         self._live: Live | None = None
         self._started = False  # False while Prefect and MLflow start up
 
-    def begin(self, done: int, failed: int, best: float | None) -> None:
+    @property
+    def best(self) -> float | None:
+        return None if self.best_trial is None else self.best_trial.value
+
+    def begin(self, records: list[TrialRecord]) -> None:
         """The study is open: count from its history and time the ETA from now.
 
         Trials finished before a resume, and the start-up time, would otherwise
         make the ETA too optimistic (or too pessimistic).
         """
+        done = counted(records)
         with self._lock:
-            self.done, self.failed, self.best = done, failed, best
+            self.done, self.failed = len(done), sum(r.status == "failed" for r in done)
+            self.stopped = sum(r.status == "stopped" for r in done)
+            self.best_trial = best_trial(done, self.sign)
             self._start, self._start_done, self._started = time.monotonic(), done, True
             if self._live is not None:
                 self._live.update(self._line())
@@ -70,39 +79,25 @@ class Reporter:
     def _line(self) -> Text:
         if not self._started and self.done == 0:
             return Text(f"trials 0/{self.total}  starting Prefect and MLflow...")
-        return Text(f"trials {self.done}/{self.total}  failed {self.failed}  "
+        stopped = f"stopped {self.stopped}  " if self.stopped else ""
+        return Text(f"trials {self.done}/{self.total}  failed {self.failed}  {stopped}"
                     f"best {self.metric} {self._best()}  eta {self._eta()}")
 
     def trial(self, rec: TrialRecord) -> None:
         with self._lock:
             self.done += 1
-            if rec.status == "failed":
-                self.failed += 1
-            elif rec.value is not None and (
-                    self.best is None or self.sign * rec.value < self.sign * self.best):
-                self.best = rec.value
+            self.failed += rec.status == "failed"
+            self.stopped += rec.status == "stopped"
+            self.best_trial = best_trial([r for r in (self.best_trial, rec) if r], self.sign)
             if self._live is not None:
                 self._live.update(self._line())
                 return
-            what = (f"{self.metric}={rec.value:.6g}" if rec.status == "completed"
-                    and rec.value is not None else f"failed ({rec.reason})")
+            if rec.status == "failed":
+                what = f"failed ({rec.reason})"
+            elif rec.status == "stopped":
+                what = f"stopped at step {rec.stopped_at} ({self.metric}={rec.value:.6g})"
+            else:
+                what = f"{self.metric}={rec.value:.6g}"
             print(f"trial-{rec.number:04d} {what}  [{self.done}/{self.total}, "
                   f"best {self._best()}]",
                   file=self.stream, flush=True)
-
-
-_current: Reporter | None = None
-
-
-def install(reporter: Reporter | None) -> None:
-    global _current
-    _current = reporter
-
-
-def current() -> Reporter | None:
-    return _current
-
-
-def trial_done(rec: TrialRecord) -> None:
-    if _current is not None:
-        _current.trial(rec)

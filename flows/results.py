@@ -6,11 +6,14 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from amtune.strategies import SearchSpace
-from amtune.tasks.store import tracking
-from amtune.tasks.store.tracking import TrialRecord
 from rich.console import Console
 from rich.table import Table
+
+from amtune.strategies import SearchSpace
+from amtune.tasks.store import schema as S
+from amtune.tasks.store.client import check_uri, sqlite_path
+from amtune.tasks.store.schema import TrialRecord, counted, ranked
+from amtune.tasks.store.study import StudyStore
 
 
 @dataclass
@@ -23,29 +26,26 @@ class StudyResults:
     records: list[TrialRecord]
 
 
-def load_results(study: str, uri: str) -> StudyResults:
-    path = tracking.sqlite_path(uri)
+def load_results(study: str, uri: str, outage_timeout_s: float = 30.0) -> StudyResults:
+    path = sqlite_path(uri)
     if path is not None and not path.exists():
         raise LookupError(f"--tracking-uri: {uri!r} — no such database; run a study first")
-    run = tracking.find_study(uri, study)
+    problem = check_uri(uri)
+    if problem is not None:
+        raise LookupError(problem.replace("tracking.uri", "--tracking-uri"))
+    store = StudyStore(uri=uri, experiment="", study=study, outage_timeout_s=outage_timeout_s)
+    run = store.find_study(study)
     if run is None:
         raise LookupError(f"study: {study!r} — no such study in {uri}")
-    space = SearchSpace.from_dict(tracking.stored_space(run) or {})
-    metric = run.tags.get("amtune.metric", "value")
-    sign = -1.0 if run.tags.get("amtune.direction") == "maximize" else 1.0
-    records = tracking.read_trials(uri, run, space, metric)
-    return StudyResults(study, metric, sign, run.tags.get("amtune.completion_reason"),
-                        run.status, records)
-
-
-def ranked(data: StudyResults) -> list[TrialRecord]:
-    done = [r for r in data.records if r.status == "completed" and r.value is not None]
-    return sorted(done, key=lambda r: (data.sign * r.value, r.number))  # type: ignore[operator]
+    metric = run.tags.get(S.METRIC, "value")
+    records = store.trials_of(run, SearchSpace.from_dict(run.space or {}), metric)
+    return StudyResults(study, metric, run.sign, run.tags.get(S.COMPLETION), run.status,
+                        records)
 
 
 def render(data: StudyResults, *, top: int, as_json: bool) -> None:
-    best = ranked(data)
-    n = sum(r.status in ("completed", "failed") for r in data.records)
+    best = ranked(data.records, data.sign)
+    n = len(counted(data.records))
     failed = sum(r.status == "failed" for r in data.records)
     if as_json:
         print(json.dumps({

@@ -2,32 +2,34 @@
 
 Nothing is kept between rounds but what MLflow holds, so a study killed at any
 point is resumed by running it again: RUNNING trials left by the crash are closed
-as KILLED (not counted) and their slots proposed again.
+as KILLED (not counted), their processes ended, and their slots proposed again.
+Every MLflow read and write goes through the study's ``StudyStore``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from amtune.flows import ephemeral, progress, schedule, summary
-from amtune.flows.completion import best_trial, stop_reason
-from amtune.flows.execution import absolute_tracking_uri
-from amtune.flows.rounds import run_round
+from prefect import Flow
+
+from amtune.flows import defaults, schedule, summary
+from amtune.flows.completion import stop_reason
+from amtune.flows.progress import Reporter
+from amtune.flows.rounds import RoundRunner
 from amtune.flows.spec import SpecError, StudySpec
 from amtune.flows.warm import warm_history
-from amtune.tasks.context import StudyHandle, counted
-from amtune.tasks.propose import forget
-from amtune.tasks.store import tracking
-from amtune.tasks.store.lease import Heartbeat, Lease, LeaseHeld, acquire, held_message, release
-from amtune.tasks.store.tracking import TrialRecord
-from prefect import flow
-
-ephemeral.apply_defaults()  # for studies run from Python too, not only by the CLI
+from amtune.strategies import Trial
+from amtune.tasks.runners.process import end_process_group
+from amtune.tasks.store import schema as S
+from amtune.tasks.store.client import check_uri, sqlite_path
+from amtune.tasks.store.lease import Heartbeat, Lease, LeaseHeld, held_message
+from amtune.tasks.store.schema import TrialRecord, counted
+from amtune.tasks.store.study import StudyStore
 
 
 @dataclass
@@ -40,6 +42,7 @@ class StudyResult:
     best_params: dict[str, Any] | None
     parent_run_id: str
     experiment_id: str
+    stopped: int = 0
 
 
 def space_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
@@ -51,7 +54,8 @@ def space_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
         return "; ".join(p for p in parts if p)
     for k in new:
         if old[k] != new[k]:
-            return f"parameters.{k} changed from {old[k]} to {new[k]}"
+            return (f"parameters.{k} changed from {json.dumps(old[k], sort_keys=True)} "
+                    f"to {json.dumps(new[k], sort_keys=True)}")
     return None
 
 
@@ -63,73 +67,62 @@ def check_space(spec: StudySpec, stored: dict[str, Any] | None) -> None:
             "a study keeps its space; use a new study name")
 
 
+def make_store(spec: StudySpec) -> StudyStore:
+    """The study's store; a URI that can never work is a SpecError (exit 2)."""
+    problem = check_uri(spec.tracking.uri)
+    if problem is not None:
+        raise SpecError(problem)
+    return StudyStore(uri=spec.tracking.uri, experiment=spec.experiment, study=spec.name,
+                      outage_timeout_s=spec.tracking.outage_timeout_s,
+                      space=spec.space.to_dict(), metric=spec.objective.metric)
+
+
 def preflight(spec: StudySpec) -> None:
     """Read-only checks against an existing study, before any flow runs.
 
     A changed space (SpecError, exit 2) or a live runner holding the study
     (LeaseHeld, exit 1) is reported before a Prefect flow run exists, so a refused
-    run leaves nothing behind; ``open_study`` still checks both for real.
+    run leaves nothing behind; ``open_study`` still checks both for real. An
+    unreachable store stops here too, after ``tracking.outage_timeout_s``.
     """
-    path = tracking.sqlite_path(spec.tracking.uri)
+    store = make_store(spec)
+    path = sqlite_path(spec.tracking.uri)
     if path is not None and not path.exists():
         return
-    exp_id = tracking.experiment_id(spec.tracking.uri, spec.experiment)
-    run = tracking.find_study(spec.tracking.uri, spec.name, exp_id) if exp_id else None
+    run = store.find()
     if run is not None:
-        check_space(spec, tracking.stored_space(run))
-        current = Lease.loads(tracking.read_lease(spec.tracking.uri, run.run_id))
+        check_space(spec, run.space)
+        store.parent_id = run.run_id
+        current = Lease.loads(store.read_lease())
         if current is not None and not current.is_stale():
             raise LeaseHeld(held_message(spec.name, current))
 
 
-def open_study(spec: StudySpec) -> tuple[StudyHandle, list[TrialRecord], bool, Lease]:
-    """Find or create the parent run and take its runner lease.
+def open_study(spec: StudySpec, store: StudyStore
+               ) -> tuple[list[TrialRecord], tuple[Trial, ...], Heartbeat]:
+    """Find or create the parent run, take its lease, close what a crash left running.
 
-    Returns the handle, the history, whether it resumed and the lease. The lease is
-    taken before RUNNING trials are closed: they may belong to a live runner.
+    The lease is taken before RUNNING trials are closed: they may belong to a live runner.
     """
-    uri, space = spec.tracking.uri, spec.space
-    if spec.execution.task_runner == "dask":  # trials write from other processes
-        uri = absolute_tracking_uri(uri)
-    exp_id = tracking.ensure_experiment(uri, spec.experiment)
-    run = tracking.find_study(uri, spec.name, exp_id)
-    resumed = run is not None
-    if run is None:
-        run = tracking.create_study(
-            uri, exp_id, spec.name, space,
-            {"amtune.strategy": spec.strategy.name, "amtune.metric": spec.objective.metric,
-             "amtune.direction": spec.objective.direction},
-            spec.model_dump(mode="json"))
-    else:
-        check_space(spec, tracking.stored_space(run))
+    tags = {S.STRATEGY: spec.strategy.name, S.METRIC: spec.objective.metric,
+            S.DIRECTION: spec.objective.direction}
+    run, resumed = store.open(tags, spec.model_dump(mode="json"))
+    if resumed:
+        check_space(spec, run.space)
     # Everything that can refuse the spec (warm-start studies) comes before the lease,
     # so a refused study leaves no lease behind.
-    prior = tuple(warm_history(uri, run, spec.warm_start, space, spec.objective.metric,
-                               spec.sign))
-    lease = acquire(spec.name, *_lease_io(uri, run.run_id))
-    handle = StudyHandle(
-        uri=uri, experiment_id=exp_id, parent_id=run.run_id, study=spec.name,
-        space=space.to_dict(), metric=spec.objective.metric, sign=spec.sign,
-        strategy=spec.strategy.name, strategy_options=dict(spec.strategy.options),
-        seed=spec.seed, objective=spec.objective, retries=spec.trial.retries,
-        retry_delay_s=spec.trial.retry_delay_s,
-        retry_on=tuple(spec.trial.retry_on) if spec.trial.retry_on is not None else None,
-        timeout_s=spec.trial.timeout_s, task_runner=spec.execution.task_runner,
-        dask_address=spec.execution.address,
-        prior=prior)
-    forget(run.run_id)  # a previous run of this study in this process may have cached it
-    records = tracking.read_trials(uri, run, space, spec.objective.metric)
+    prior = tuple(warm_history(store, run, spec.warm_start, spec.space,
+                               spec.objective.metric, spec.sign))
+    heartbeat = store.take_lease()
+    records = store.history()
     stale = [r for r in records if r.status == "running"]
-    if stale:
-        tracking.close_stale_trials(uri, stale, "killed: left running by an interrupted study")
-        records = [r for r in records if r.status != "running"]
+    for r in store.close_stale(stale, "killed: left running by an interrupted study"):
+        proc = store.process_of(r.run_id)
+        if proc is not None:  # a command trial: its group outlived its runner
+            end_process_group(proc.pgid, proc.host, proc.token or None)
     if resumed and run.status != "RUNNING":
-        tracking.reopen_study(uri, run.run_id)
-    return handle, records, resumed, lease
-
-
-def _lease_io(uri: str, run_id: str) -> tuple[Any, Any]:
-    return partial(tracking.read_lease, uri, run_id), partial(tracking.write_lease, uri, run_id)
+        store.reopen()
+    return [r for r in records if r.status != "killed"], prior, heartbeat
 
 
 def _run_name() -> str:
@@ -142,50 +135,60 @@ def _run_name() -> str:
     return Path(str(spec)).stem or "amtune-study"
 
 
-@flow(name="amtune-study", flow_run_name=_run_name, persist_result=False, log_prints=False)
-def study_flow(spec: dict[str, Any] | str, max_trials: int | None = None,
-               tracking_uri: str | None = None) -> StudyResult:
+def _study(spec: dict[str, Any] | str, max_trials: int | None = None,
+           tracking_uri: str | None = None, reporter: Reporter | None = None) -> StudyResult:
     """Run (or resume) one study described by a spec dict or a spec file's path.
 
     Run by a deployment, the study is the scheduled re-tune of the spec
-    (``amtune.flows.schedule``)."""
+    (``amtune.flows.schedule``). ``reporter`` shows progress (the CLI passes one)."""
     s = schedule.resolve(spec).with_overrides(max_trials=max_trials, tracking_uri=tracking_uri)
-    tracking.set_outage_timeout(s.tracking.outage_timeout_s)
-    handle, records, _, lease = open_study(s)
-    heartbeat = Heartbeat(lease, *_lease_io(handle.uri, handle.parent_id))
+    store = make_store(s)
+    records, prior, heartbeat = open_study(s, store)
     try:
         with heartbeat:
-            reason, records = _run_rounds(s, handle, records, heartbeat)
+            reason, records = _run_rounds(s, store, records, prior, heartbeat, reporter)
     except BaseException:
         # Stopped (outage, Ctrl-C, a bug): give the study back so a rerun in this
         # process, or another runner, can resume it at once. Best effort: the
         # tracking store may be what failed; a stale lease is taken over anyway.
         with contextlib.suppress(Exception):
-            release(heartbeat.lease, *_lease_io(handle.uri, handle.parent_id))
+            store.give_back(heartbeat.lease)
         raise
-    best = summary.finish(handle, records, reason)
-    tracking.end_study(handle.uri, handle.parent_id)
-    release(heartbeat.lease, *_lease_io(handle.uri, handle.parent_id))
+    best = summary.finish(s, store, records, reason)
+    store.end()
+    store.give_back(heartbeat.lease)
     done = counted(records)
     return StudyResult(
         study=s.name, reason=reason, trials=len(done),
         failed=sum(r.status == "failed" for r in done),
+        stopped=sum(r.status == "stopped" for r in done),
         best_value=best.value if best else None, best_params=best.params if best else None,
-        parent_run_id=handle.parent_id, experiment_id=handle.experiment_id)
+        parent_run_id=str(store.parent_id), experiment_id=str(store.experiment_id))
 
 
-def _run_rounds(s: StudySpec, handle: StudyHandle, records: list[TrialRecord],
-                heartbeat: Heartbeat) -> tuple[str, list[TrialRecord]]:
+class StudyFlow(Flow[..., StudyResult]):
+    """The study flow; called from Python, it brings amtune's quiet defaults along."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with defaults.quiet_console():
+            return super().__call__(*args, **kwargs)
+
+
+study_flow = StudyFlow(_study, name="amtune-study", flow_run_name=_run_name,
+                       persist_result=False, log_prints=False, validate_parameters=False)
+
+
+def _run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
+                prior: tuple[Trial, ...], heartbeat: Heartbeat, reporter: Reporter | None
+                ) -> tuple[str, list[TrialRecord]]:
     """Rounds until a completion criterion holds; returns the reason and the history."""
     b = s.budget
     start = time.monotonic()
     k = max((r.round for r in records), default=-1) + 1
-    rep = progress.current()
-    if rep is not None:
-        best = best_trial(records, s.sign)
-        rep.total = b.max_trials
-        rep.begin(len(counted(records)), sum(r.status == "failed" for r in records),
-                  best.value if best else None)
+    if reporter is not None:
+        reporter.total = b.max_trials
+        reporter.begin(records)
+    rounds = RoundRunner(s, store, prior, reporter.trial if reporter is not None else None)
     art = summary.start_progress(s.name)
     while True:
         heartbeat.check(s.name)  # another runner took the study over: stop, run nothing twice
@@ -195,8 +198,11 @@ def _run_rounds(s: StudySpec, handle: StudyHandle, records: list[TrialRecord],
                              max_failed_trials=b.max_failed_trials)
         if reason is not None:
             break
-        n = min(b.max_parallel, b.max_trials - len(counted(records)))
-        result = run_round(handle, k, n, b.max_parallel)
+        done = counted(records)
+        n = min(b.max_parallel, b.max_trials - len(done))
+        if b.max_failed_trials is not None:  # never run past the failure limit
+            n = min(n, b.max_failed_trials - sum(r.status == "failed" for r in done))
+        result = rounds.run(k, n)
         records = [r for r in result.history if r.status != "running"]
         k += 1
         summary.update_progress(art, len(counted(records)), b.max_trials)

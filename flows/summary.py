@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from amtune.flows.completion import best_trial
-from amtune.tasks.context import StudyHandle
-from amtune.tasks.store import tracking
-from amtune.tasks.store.tracking import TrialRecord
 from prefect.artifacts import (
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
+
+from amtune.flows.spec import StudySpec
+from amtune.tasks.store import schema as S
+from amtune.tasks.store.schema import TrialRecord, best_trial, counted, ranked
+from amtune.tasks.store.study import StudyStore
 
 
 def trial_rows(records: list[TrialRecord]) -> list[dict[str, Any]]:
@@ -73,9 +74,7 @@ def convergence_png(records: list[TrialRecord], metric: str, sign: float, path: 
 
 
 def top_table(records: list[TrialRecord], sign: float, k: int = 10) -> list[dict[str, Any]]:
-    done = [r for r in records if r.status == "completed" and r.value is not None]
-    done.sort(key=lambda r: (sign * r.value, r.number))  # type: ignore[operator]
-    return [{"trial": r.number, "value": r.value, **r.params} for r in done[:k]]
+    return [{"trial": r.number, "value": r.value, **r.params} for r in ranked(records, sign)[:k]]
 
 
 def artifact_key(kind: str, study: str) -> str:
@@ -98,27 +97,27 @@ def update_progress(artifact_id: UUID | None, done: int, total: int) -> None:
         update_progress_artifact(artifact_id, min(100.0, 100.0 * done / max(total, 1)))
 
 
-def finish(handle: StudyHandle, records: list[TrialRecord], reason: str) -> TrialRecord | None:
+def finish(spec: StudySpec, store: StudyStore, records: list[TrialRecord],
+           reason: str) -> TrialRecord | None:
     """Write the summary to the parent run and Prefect; return the best trial."""
-    best = best_trial(records, handle.sign)
-    n = sum(r.status in ("completed", "failed") for r in records)
-    tags = {"amtune.completion_reason": reason,
-            "amtune.trials": str(n),
-            "amtune.failed": str(sum(r.status == "failed" for r in records))}
+    best = best_trial(records, spec.sign)
+    done = counted(records)
+    tags = {S.COMPLETION: reason, S.N_TRIALS: str(len(done)),
+            S.N_FAILED: str(sum(r.status == "failed" for r in done))}
     metrics: dict[str, float] = {}
     if best is not None and best.value is not None:
-        tags["amtune.best_trial"] = str(best.number)
-        tags["amtune.best_params"] = json.dumps(best.params, sort_keys=True)
-        tags.update({f"best.{k}": str(v) for k, v in best.params.items()})
-        metrics[f"best_{handle.metric}"] = best.value
-    tracking.log_study_summary(handle.uri, handle.parent_id, tags=tags, metrics=metrics, step=n)
+        tags[S.BEST_TRIAL] = str(best.number)
+        tags[S.BEST_TRIAL_RUN] = best.run_id
+        tags[S.BEST_PARAMS] = json.dumps(best.params, sort_keys=True)
+        tags.update({f"{S.BEST_PARAM}{k}": str(v) for k, v in best.params.items()})
+        metrics[f"best_{spec.objective.metric}"] = best.value
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "trials.csv"
         csv_path.write_text(trials_csv(records), encoding="utf-8")
-        tracking.log_artifact(handle.uri, handle.parent_id, csv_path)
         png = Path(tmp) / "convergence.png"
-        convergence_png(records, handle.metric, handle.sign, png)
-        tracking.log_artifact(handle.uri, handle.parent_id, png)
-    create_table_artifact(top_table(records, handle.sign), key=artifact_key("top", handle.study),
-                          description=f"Top trials of {handle.study} ({reason})")
+        convergence_png(records, spec.objective.metric, spec.sign, png)
+        store.summarise(tags=tags, metrics=metrics, step=len(done),
+                        files={"trials.csv": csv_path, "convergence.png": png})
+    create_table_artifact(top_table(records, spec.sign), key=artifact_key("top", spec.name),
+                          description=f"Top trials of {spec.name} ({reason})")
     return best

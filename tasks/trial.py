@@ -1,23 +1,17 @@
 """The Prefect task that runs one trial: Prefect retries it, MLflow records it.
 
 The task decides for itself whether a failure is final (last attempt, or a cause
-that ``trial.retry_on`` does not cover) so the MLflow run and the Prefect task-run
-state always agree: a retried attempt leaves a tag and the run RUNNING; the final
-failure makes the run FAILED with its reason and the task run Failed.
+that ``trial.retry_on`` does not cover) and says so on the exception it raises, so
+Prefect's retry hook needs no shared state and the MLflow run and the Prefect
+task-run state always agree: a retried attempt leaves a tag and the run RUNNING;
+the final failure makes the run FAILED with its reason and the task run Failed.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
 
-from amtune.tasks.context import StudyHandle
-from amtune.tasks.runners.failures import TrialFailure
-from amtune.tasks.runners.objective import run_objective
-from amtune.tasks.store import tracking
-from amtune.tasks.store.tracking import TrialRecord
 from mlflow.exceptions import MlflowException
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -26,71 +20,74 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-_will_retry: dict[UUID, bool] = {}
-_lock = threading.Lock()
+from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.runners.objective import run_objective
+from amtune.tasks.store.outage import TrackingOutage
+from amtune.tasks.store.schema import TrialRecord
+from amtune.tasks.store.study import StudyStore
+
+if TYPE_CHECKING:
+    from amtune.flows.spec import StudySpec
 
 
 def _retry_decided_by_task(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
-    """Prefect's retry hook: repeat the decision the task recorded for this attempt."""
-    with _lock:
-        return _will_retry.pop(task_run.id, False)
+    """Prefect's retry hook: the decision the attempt put on its exception."""
+    return bool(getattr(state.data, "retry", False))
 
 
-def _decide_retry(task_run_id: UUID | None, retry: bool) -> None:
-    """Record this attempt's retry decision for ``_retry_decided_by_task``.
-
-    A function of its own, not inline: ``run_trial`` is pickled by value to run on
-    Dask workers, and a function that names the lock directly cannot be pickled.
-    """
-    if task_run_id is not None:
-        with _lock:
-            _will_retry[task_run_id] = retry
-
-
-def _attempt() -> tuple[UUID | None, int]:
+def _attempt() -> int:
     ctx = TaskRunContext.get()
-    if ctx is None:  # called outside Prefect (unit use): a single attempt
-        return None, 1
-    return ctx.task_run.id, max(1, ctx.task_run.run_count)
+    return 1 if ctx is None else max(1, ctx.task_run.run_count)
 
 
 @task(name="run_trial", task_run_name="trial-{number:04d}", cache_policy=NO_CACHE,
       persist_result=False, retry_condition_fn=_retry_decided_by_task)
-def run_trial(handle: StudyHandle, number: int, round_: int, run_id: str,
+def run_trial(spec: StudySpec, store: StudyStore, number: int, round_: int, run_id: str,
               params: dict[str, Any]) -> TrialRecord:
     """Run one attempt; record success or failure on the trial's MLflow run."""
-    task_run_id, attempt = _attempt()
-    buffer = tracking.MetricBuffer(handle.uri, run_id)
+    attempt = _attempt()
+    record = TrialRecord(number, round_, "running", run_id, dict(params), attempts=attempt)
+    buffer = store.buffer(run_id)
     start = time.monotonic()
     try:
         try:
-            outcome = run_objective(handle.objective, params, report=buffer,
-                                    timeout_s=handle.timeout_s)
+            outcome = run_objective(spec.objective, params, report=buffer,
+                                    timeout_s=spec.trial.timeout_s,
+                                    on_start=lambda p: store.mark_process(run_id, p))
         except MlflowException as exc:  # an intermediate flush failed
             raise TrialFailure("tracking_error", f"{type(exc).__name__}: {exc}") from exc
-        duration = time.monotonic() - start
-        tracking.finish_trial(buffer, params, outcome.metrics, attempts=attempt,
-                              duration_s=duration, output=outcome.output)
-    except TrialFailure as failure:
-        duration = time.monotonic() - start
-        retry = attempt <= handle.retries and (
-            handle.retry_on is None or failure.matches(handle.retry_on))
-        _decide_retry(task_run_id, retry)
-        tracking.record_failure(buffer, params, attempt=attempt, failure_tags=failure.as_tags(),
-                                duration_s=duration, final=not retry, output=failure.output)
-        raise
-    return TrialRecord(
-        number=number, round=round_, status="completed", run_id=run_id, params=dict(params),
-        metrics=dict(outcome.metrics), value=outcome.metrics.get(handle.objective.metric),
-        attempts=attempt, duration_s=duration)
+        record.duration_s = time.monotonic() - start
+        record.status, record.metrics = "completed", dict(outcome.metrics)
+        record.value = outcome.metrics.get(spec.objective.metric)
+        try:
+            store.finish_trial(record, buffer, output=outcome.output)
+        except MlflowException as exc:  # a permanent write error: the trial cannot count
+            raise TrialFailure("tracking_error", f"{type(exc).__name__}: {exc}") from exc
+    except TrackingOutage:
+        raise  # the study stops; the run stays RUNNING and is run again on resume
+    except Exception as exc:
+        failure = exc if isinstance(exc, TrialFailure) else TrialFailure(
+            "exception", f"internal error: {type(exc).__name__}: {exc}")
+        record.duration_s = time.monotonic() - start
+        retry = attempt <= spec.trial.retries and (
+            spec.trial.retry_on is None or failure.matches(spec.trial.retry_on))
+        record.status, record.metrics, record.value = "failed", {}, None
+        record.reason = (f"{failure.cause}: {failure.detail}" if failure.detail
+                         else failure.cause)
+        failure.retry = retry  # read by _retry_decided_by_task
+        store.fail_attempt(record, buffer, failure_tags=failure.as_tags(), final=not retry,
+                           output=failure.output)
+        raise failure from None if failure is exc else exc
+    return record
 
 
-def trial_task(handle: StudyHandle) -> Task[..., TrialRecord]:
+def trial_task(spec: StudySpec) -> Task[..., TrialRecord]:
     """``run_trial`` with the spec's retries and exponential backoff (with jitter)."""
-    if handle.retries == 0:
+    t = spec.trial
+    if t.retries == 0:
         return run_trial
     return run_trial.with_options(
-        retries=handle.retries,
-        retry_delay_seconds=exponential_backoff(backoff_factor=handle.retry_delay_s),
-        retry_jitter_factor=0.2 if handle.retry_delay_s > 0 else None,
+        retries=t.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=t.retry_delay_s),
+        retry_jitter_factor=0.2 if t.retry_delay_s > 0 else None,
     )

@@ -9,8 +9,8 @@ process is gone from this very machine, is stale and may be taken over: a study
 killed with SIGKILL is resumable at once when rerun on the same machine, and after
 ``ttl_s`` anywhere else.
 
-Only the tag's value format lives here; reading and writing it is the caller's
-business (the MLflow calls stay in ``tasks/tracking.py``).
+Only the tag's value format and the protocol live here; reading and writing the tag
+is the study store's business (``study.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-LEASE_TAG = "amtune.lease"
+from amtune.tasks.store.schema import LEASE
+
+LEASE_TAG = LEASE  # the parent-run tag holding the lease
 DEFAULT_TTL_S = 60.0
 SETTLE_S = 0.3  # how long a fresh lease must survive before it counts as won
+BEAT_S = 20.0  # the longest pause between two heartbeats
+
+
+def lease_ttl(outage_timeout_s: float) -> float:
+    """A lease outlives the holder's outage timeout.
+
+    A runner cut off from the tracking store keeps retrying for up to
+    ``outage_timeout_s`` and cannot refresh its lease meanwhile. If the lease expired
+    first, a second runner could take the study over and mark the live runner's
+    trials KILLED; with this TTL the holder has given up before its lease goes stale.
+    """
+    return max(DEFAULT_TTL_S, outage_timeout_s + 2 * BEAT_S)
 
 
 class LeaseHeld(RuntimeError):
@@ -141,7 +155,8 @@ def held_message(study: str, lease: Lease) -> str:
 
 
 class Heartbeat:
-    """Refreshes a lease every ``ttl_s / 3`` in a daemon thread and watches for takeover.
+    """Refreshes a lease every ``min(ttl_s / 3, BEAT_S)`` in a daemon thread, watching for
+    takeover.
 
     ``lost`` is set (and stays set) when the lease tag names another owner; the
     study checks it between rounds. Errors while refreshing (a tracking outage) are
@@ -157,7 +172,8 @@ class Heartbeat:
     ) -> None:
         self.lease = lease
         self._read, self._write = read, write
-        self.interval_s = interval_s if interval_s is not None else max(0.05, lease.ttl_s / 3)
+        self.interval_s = (interval_s if interval_s is not None
+                           else max(0.05, min(lease.ttl_s / 3, BEAT_S)))
         self.lost = threading.Event()
         self.last_error: Exception | None = None
         self._stop = threading.Event()

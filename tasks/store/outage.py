@@ -6,8 +6,8 @@ backoff with jitter) until the study's ``tracking.outage_timeout_s`` is used up.
 Past that the study stops with ``TrackingOutage`` (exit 1) and a rerun resumes it.
 
 Only failures that can go away by waiting are retried: connection errors, timeouts,
-5xx answers, a locked or missing SQLite file. A request MLflow rejects as invalid
-fails at once, since waiting would not change the answer.
+5xx answers, a locked or busy database. A request MLflow rejects as invalid, or a
+SQLite path that cannot be opened, fails at once: waiting would not change the answer.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
+
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception
 
 T = TypeVar("T")
 
@@ -58,7 +60,6 @@ _TRANSIENT_TEXT = (
     "service unavailable",
     "bad gateway",
     "remote end closed",
-    "operationalerror",
 )
 
 
@@ -66,34 +67,43 @@ class TrackingOutage(RuntimeError):
     """The tracking store stayed unreachable for longer than the study may wait."""
 
 
+# SQLite and SQLAlchemy raise OperationalError for a busy database and for a path that
+# can never open alike; only these texts mean that waiting can help.
+_TRANSIENT_DB_TEXT = ("locked", "busy", "disk i/o", "timeout", "timed out", "connection",
+                      "could not connect", "server closed", "terminating connection")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether waiting could make this tracking failure go away."""
     code = getattr(exc, "error_code", None)
     if code in _PERMANENT_CODES:
         return False
+    text = f"{type(exc).__name__}: {exc}".lower()
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        text += f" {type(cause).__name__}: {cause}".lower()
+    if "operationalerror" in text:
+        return any(fragment in text for fragment in _TRANSIENT_DB_TEXT)
     names = {k.__name__ for k in type(exc).__mro__}
     if names & {
         "ConnectionError",
         "Timeout",
-        "OperationalError",
         "TimeoutError",
         "ConnectionRefusedError",
         "ChunkedEncodingError",
     }:
         return True
-    text = f"{type(exc).__name__}: {exc}".lower()
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and cause is not exc:
-        text += f" {type(cause).__name__}: {cause}".lower()
     return any(fragment in text for fragment in _TRANSIENT_TEXT)
 
 
 class OutageGuard:
-    """Retries transient failures of tracking calls, sharing one outage clock.
+    """Retries transient failures of tracking calls (tenacity), sharing one outage clock.
 
     The clock is shared by every call of the study (all threads): an outage that
     began while one trial was writing counts against the limit for all of them, so
     the study stops ``timeout_s`` after the store went away, not N times later.
+    Backoff: 0.25 s doubling up to 10 s, each pause scaled by a random factor in
+    [1 - JITTER, 1 + JITTER], and never past the deadline.
     """
 
     def __init__(
@@ -108,39 +118,46 @@ class OutageGuard:
         self.retried = 0  # how many calls failed transiently and were retried
 
     def call(self, what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        delay = FIRST_DELAY_S
-        while True:
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                down_for = self._mark_down()
-                if down_for >= self.timeout_s:
-                    raise TrackingOutage(
-                        f"tracking store unreachable for {down_for:.0f} s "
-                        f"(tracking.outage_timeout_s: {self.timeout_s:g}) while trying to "
-                        f"{what}: {_one_line(exc)}; rerun the same command to resume the study"
-                    ) from exc
-                with self._lock:
-                    self.retried += 1
-                pause = min(delay, MAX_DELAY_S, self.timeout_s - down_for)
-                self._sleep(max(0.0, pause * random.uniform(1 - JITTER, 1 + JITTER)))
-                delay *= 2
-            else:
-                self._mark_up()
-                return result
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=self._past_deadline,
+            wait=self._pause,
+            sleep=self._sleep,
+            before_sleep=self._count,
+        )
+        try:
+            result = retrying(fn, *args, **kwargs)
+        except RetryError as err:
+            exc = err.last_attempt.exception()
+            raise TrackingOutage(
+                f"tracking store unreachable for {self._down_for():.0f} s "
+                f"(tracking.outage_timeout_s: {self.timeout_s:g}) while trying to "
+                f"{what}: {_one_line(exc)}; rerun the same command to resume the study"
+            ) from exc
+        with self._lock:
+            self._down_since = None
+        return result
 
-    def _mark_down(self) -> float:
+    def _past_deadline(self, state: RetryCallState) -> bool:
         now = time.monotonic()
         with self._lock:
             if self._down_since is None:
                 self._down_since = now
-            return now - self._down_since
+        return self._down_for() >= self.timeout_s
 
-    def _mark_up(self) -> None:
+    def _down_for(self) -> float:
         with self._lock:
-            self._down_since = None
+            since = self._down_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _pause(self, state: RetryCallState) -> float:
+        base = min(FIRST_DELAY_S * 2 ** (state.attempt_number - 1), MAX_DELAY_S,
+                   max(0.0, self.timeout_s - self._down_for()))
+        return base * random.uniform(1 - JITTER, 1 + JITTER)
+
+    def _count(self, state: RetryCallState) -> None:
+        with self._lock:
+            self.retried += 1
 
 
 def _one_line(exc: BaseException) -> str:

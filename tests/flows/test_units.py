@@ -9,9 +9,9 @@ from amtune.flows.completion import best_trial, stop_reason
 from amtune.flows.progress import Reporter
 from amtune.flows.spec import SpecError, validate_spec
 from amtune.flows.study import space_change
-from amtune.tasks.context import to_trials
+from amtune.tasks.store.schema import to_trials
 from amtune.tasks.propose import free_numbers
-from amtune.tasks.store.tracking import TrialRecord
+from amtune.tasks.store.schema import TrialRecord
 
 from tests.flows.helpers import spec
 

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import yaml
+
 from amtune.flows.cli import ui_link
 from amtune.flows.progress import Reporter
-from amtune.tasks.store.tracking import TrialRecord
-
+from amtune.tasks.store.schema import TrialRecord
 from tests.conftest import Runner, cli_env
 from tests.flows.helpers import counted, spec, study_runs
 from tests.flows.test_cli import child_statuses
@@ -124,8 +124,9 @@ def test_ctrl_c_on_the_ephemeral_api_exits_then_resumes(prefect_api: str,
 
 
 def test_prefect_shows_the_study_by_name(prefect_api: str, tracking_uri: str) -> None:
-    from amtune.flows.study import study_flow
     from prefect.client.orchestration import get_client
+
+    from amtune.flows.study import study_flow
 
     s = spec("ux-named", "tests.flows.objectives:loss_only", tracking={"uri": tracking_uri},
              budget={"max_trials": 2, "max_parallel": 2})

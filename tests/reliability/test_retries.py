@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from amtune.flows.study import study_flow
-from amtune.tasks.context import StudyHandle
+from amtune.flows.spec import validate_spec
 from amtune.tasks.trial import trial_task
 from mlflow.tracking import MlflowClient
 
@@ -118,22 +118,9 @@ def test_retry_on_narrows_what_is_retried(
 
 
 def test_retries_back_off_exponentially_with_jitter(tmp_path: Path) -> None:
-    handle = StudyHandle(
-        uri="sqlite:///unused.db",
-        experiment_id="0",
-        parent_id="p",
-        study="s",
-        space={},
-        metric="loss",
-        sign=1.0,
-        strategy="random",
-        strategy_options={},
-        seed=0,
-        objective=None,
-        retries=3,
-        retry_delay_s=2.0,
-    )
-    task = trial_task(handle)
+    s = validate_spec(planned_study("backoff", tmp_path, "sqlite:///unused.db", {"a": ["ok"]},
+                                    retries=3, retry_delay_s=2.0))
+    task = trial_task(s)
     assert task.retries == 3
     assert task.retry_delay_seconds == [2.0, 4.0, 8.0]
     assert task.retry_jitter_factor is not None and task.retry_jitter_factor > 0

@@ -1,0 +1,333 @@
+"""``StudyStore``: one object per study through which every MLflow read and write goes.
+
+It is made once per study and handed to every task. It holds what the study needs to
+reach MLflow (URI, experiment, parent run, outage timeout) as plain fields, so it
+shows as such in Prefect's UI and pickles small for Dask workers, which rebuild the
+live parts (client, outage clock, history cache) on first use.
+
+Identity is race-free: two runners starting a new study at once each create a parent
+run, wait a moment, and keep the oldest (start time, then run id); the other deletes
+its own. The runner lease (``lease.py``) then lets exactly one of them run it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from amtune.strategies import SearchSpace
+from amtune.tasks.runners.process import TrialProcess
+from amtune.tasks.store import schema as S
+from amtune.tasks.store.client import connect
+from amtune.tasks.store.lease import Heartbeat, Lease, acquire, lease_ttl, release
+from amtune.tasks.store.metrics import MetricBuffer, finite, now_ms
+from amtune.tasks.store.outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageGuard
+from amtune.tasks.store.schema import StudyRun, TrialRecord
+
+SETTLE_S = 0.3  # how long a new parent run waits before checking it is the only one
+_MARGIN_MS = 2000  # re-read runs started this close to the last read (clock granularity)
+_IN_CHUNK = 100  # run ids per ``run_id IN (...)`` filter
+
+
+class _Live:
+    """The store's live parts, one object shared by every copy of the store.
+
+    Prefect rebuilds a pydantic task argument when it walks the arguments, copying
+    private attributes by reference: keeping them in one object keeps one client,
+    one outage clock and one history cache per study in a process.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.client: Any = None
+        self.known: dict[str, TrialRecord] = {}
+        self.last_read: int | None = None
+
+
+class StudyStore(BaseModel):
+    """Where a study lives in MLflow, and every read and write of it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    uri: str
+    experiment: str
+    study: str
+    outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S
+    experiment_id: str | None = None
+    parent_id: str | None = None
+    space: dict[str, Any] = {}
+    metric: str = "value"
+
+    _live: _Live = PrivateAttr(default_factory=lambda: _Live())
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Only the fields travel (to Dask workers); the live parts are rebuilt there."""
+        state = super().__getstate__()
+        state["__pydantic_private__"] = None
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self.model_post_init(None)
+
+    @property
+    def client(self) -> Any:
+        live = self._live
+        with live.lock:
+            if live.client is None:
+                live.client = connect(self.uri, OutageGuard(self.outage_timeout_s))
+            return live.client
+
+    @property
+    def search_space(self) -> SearchSpace:
+        return SearchSpace.from_dict(self.space)
+
+    # -- the study's parent run ------------------------------------------------------
+
+    def find(self) -> StudyRun | None:
+        """The study's parent run in its experiment, or None (read only)."""
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None or exp.lifecycle_stage == "deleted":
+            return None
+        self.experiment_id = exp.experiment_id
+        return self._oldest(self.study, [exp.experiment_id])
+
+    def open(self, tags: Mapping[str, str], spec: Mapping[str, Any]) -> tuple[StudyRun, bool]:
+        """Find or create the parent run; returns it and whether the study existed."""
+        self.experiment_id = self._ensure_experiment()
+        run = self._oldest(self.study, [self.experiment_id])
+        resumed = run is not None
+        if run is None:
+            run = self._create_parent(tags, spec)
+        self.parent_id = run.run_id
+        return run, resumed
+
+    def _ensure_experiment(self) -> str:
+        c = self.client
+        exp = c.get_experiment_by_name(self.experiment)
+        if exp is None:
+            try:
+                return str(c.create_experiment(self.experiment, tags=S.EXPERIMENT_KIND))
+            except Exception:  # another runner created it first
+                exp = c.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    raise
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        for k, v in S.EXPERIMENT_KIND.items():
+            if exp.tags.get(k) != v:
+                c.set_experiment_tag(exp.experiment_id, k, v)
+        return str(exp.experiment_id)
+
+    def _create_parent(self, tags: Mapping[str, str], spec: Mapping[str, Any]) -> StudyRun:
+        all_tags = {S.STUDY: self.study, S.ROLE: "study",
+                    S.SPACE: json.dumps(self.space, sort_keys=True), **tags}
+        mine = self.client.create_run(self.experiment_id, run_name=self.study, tags=all_tags)
+        time.sleep(SETTLE_S)
+        winner = self._oldest(self.study, [str(self.experiment_id)])
+        if winner is not None and winner.run_id != mine.info.run_id:
+            self.client.delete_run(mine.info.run_id)  # another runner created it first
+            return winner
+        self.client.log_dict(mine.info.run_id, dict(spec), "spec.json")
+        return S.study_run(mine)
+
+    def _oldest(self, study: str, experiment_ids: list[str]) -> StudyRun | None:
+        runs = self.client.search_runs(experiment_ids, S.study_filter(study), max_results=100,
+                                       order_by=["attributes.start_time ASC"])
+        if not runs:
+            return None
+        return S.study_run(min(runs, key=lambda r: (r.info.start_time, r.info.run_id)))
+
+    def find_study(self, study: str) -> StudyRun | None:
+        """Another study's parent run, in any active experiment (warm start, results)."""
+        ids = [e.experiment_id for e in self.client.search_experiments(
+            view_type=ViewType.ACTIVE_ONLY)]
+        return self._oldest(study, ids) if ids else None
+
+    def studies(self) -> list[StudyRun]:
+        """Every study of this experiment, newest first."""
+        runs = self.client.search_runs([self.experiment_id], f"tags.`{S.ROLE}` = 'study'",
+                                       order_by=["attributes.start_time DESC"])
+        return [S.study_run(r) for r in runs]
+
+    def reopen(self) -> None:
+        self.client.update_run(self.parent_id, status="RUNNING")
+
+    def summarise(self, *, tags: Mapping[str, str], metrics: Mapping[str, float] | None = None,
+                  step: int = 0, files: Mapping[str, Path] | None = None) -> None:
+        """The study's summary on its parent run: tags, metrics, and files as artifacts.
+
+        ``files`` maps an artifact path (``trials.csv``, ``plots/importance.png``) to
+        the local file.
+        """
+        ts = now_ms()
+        self.client.log_batch(
+            self.parent_id, tags=[RunTag(k, v) for k, v in tags.items()],
+            metrics=[Metric(k, float(v), ts, step) for k, v in (metrics or {}).items()
+                     if finite(v)])
+        for name, path in (files or {}).items():
+            folder = str(Path(name).parent)
+            self.client.log_artifact(self.parent_id, str(path),
+                                     None if folder == "." else folder)
+
+    def log_series(self, key: str, values: list[tuple[int, float]]) -> None:
+        """A metric history on the parent run (``best_<metric>`` per finished trial)."""
+        ts = now_ms()
+        batch = [Metric(key, float(v), ts, int(step)) for step, v in values if finite(v)]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(self.parent_id, metrics=batch[i:i + 1000])
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_id, status, end_time=now_ms())
+
+    # -- the runner lease ------------------------------------------------------------
+
+    def read_lease(self) -> str | None:
+        return self.client.get_run(self.parent_id).data.tags.get(S.LEASE)  # type: ignore[no-any-return]
+
+    def write_lease(self, value: str) -> None:
+        self.client.set_tag(self.parent_id, S.LEASE, value)
+
+    def take_lease(self) -> Heartbeat:
+        """The study's lease, kept alive by a heartbeat thread (enter it to start beating)."""
+        lease = acquire(self.study, self.read_lease, self.write_lease,
+                        ttl_s=lease_ttl(self.outage_timeout_s))
+        return Heartbeat(lease, self.read_lease, self.write_lease)
+
+    def give_back(self, lease: Lease) -> None:
+        release(lease, self.read_lease, self.write_lease)
+
+    # -- trials ----------------------------------------------------------------------
+
+    def history(self) -> list[TrialRecord]:
+        """Every trial of the study, read incrementally: finished runs never change.
+
+        After one full read, a call fetches only the runs started since the previous
+        read, plus the ones it last saw running.
+        """
+        flt = f"tags.`{S.PARENT}` = '{self.parent_id}'"
+        live = self._live
+        with live.lock:
+            last, running = live.last_read, [r.run_id for r in live.known.values()
+                                             if r.status == "running"]
+        now = now_ms()
+        fresh = self._search(flt if last is None else
+                             f"{flt} and attributes.start_time >= {last - _MARGIN_MS}")
+        seen = {r.run_id for r in fresh}
+        again = [i for i in running if i not in seen]
+        for k in range(0, len(again), _IN_CHUNK):
+            ids = ", ".join(f"'{i}'" for i in again[k:k + _IN_CHUNK])
+            fresh += self._search(f"{flt} and attributes.run_id IN ({ids})")
+        with live.lock:
+            live.known.update((r.run_id, r) for r in fresh)
+            live.last_read = now
+            return sorted(live.known.values(), key=lambda r: (r.number, r.run_id))
+
+    def trials_of(self, run: StudyRun, space: SearchSpace, metric: str) -> list[TrialRecord]:
+        """Every trial of another study (warm start, results), decoded."""
+        return sorted(self._search(f"tags.`{S.PARENT}` = '{run.run_id}'", run.experiment_id,
+                                   space, metric), key=lambda r: (r.number, r.run_id))
+
+    def _search(self, flt: str, experiment_id: str | None = None,
+                space: SearchSpace | None = None, metric: str | None = None
+                ) -> list[TrialRecord]:
+        space = space or self.search_space
+        metric = metric or self.metric
+        out: list[TrialRecord] = []
+        token = None
+        while True:
+            page = self.client.search_runs([experiment_id or self.experiment_id], flt,
+                                           max_results=50000, page_token=token)
+            out.extend(S.decode(r, space, metric) for r in page)
+            token = page.token
+            if not token:
+                return out
+
+    def remember(self, record: TrialRecord) -> None:
+        """What this runner knows of a trial it ran (read back from MLflow anyway)."""
+        with self._live.lock:
+            self._live.known[record.run_id] = record
+
+    def start_trial(self, number: int, round_: int, params: Mapping[str, Any],
+                    strategy: str) -> str:
+        """A RUNNING child run holding the trial's params from the start."""
+        tags = {S.PARENT: self.parent_id, S.STUDY: self.study, S.TRIAL: str(number),
+                S.ROUND: str(round_), S.STRATEGY: strategy}
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}",
+                                     tags=tags)
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self.remember(TrialRecord(number, round_, "running", run_id, dict(params),
+                                  start_ms=run.info.start_time))
+        return str(run_id)
+
+    def buffer(self, run_id: str) -> MetricBuffer:
+        return MetricBuffer(lambda batch: self.client.log_batch(run_id, metrics=batch))
+
+    def mark_process(self, run_id: str, process: TrialProcess) -> None:
+        """Where a command trial runs, so a resume can end it if its runner died."""
+        self.client.log_batch(run_id, tags=[RunTag(S.PID, str(process.pid)),
+                                            RunTag(S.HOST, process.host),
+                                            RunTag(S.TOKEN, process.token)])
+
+    def finish_trial(self, record: TrialRecord, buffer: MetricBuffer, *,
+                     output: str | None = None, stopped_at: int | None = None) -> None:
+        """One batch (metrics, tags) and one status update for a completed (or stopped) trial."""
+        tags = {S.ATTEMPTS: str(record.attempts), S.DURATION: f"{record.duration_s or 0:.3f}"}
+        if stopped_at is not None:
+            tags[S.STOPPED_AT] = str(stopped_at)
+        self.client.log_batch(record.run_id, metrics=buffer.final(record.metrics),
+                              tags=[RunTag(k, v) for k, v in tags.items()])
+        if output:
+            self.client.log_text(record.run_id, output, "output.txt")
+        self.client.set_terminated(record.run_id, "FINISHED", end_time=now_ms())
+        self.remember(record)
+
+    def fail_attempt(self, record: TrialRecord, buffer: MetricBuffer, *,
+                     failure_tags: Mapping[str, str], final: bool,
+                     output: str | None = None) -> None:
+        """Every attempt's cause is kept; the final one also fails the run with its reason."""
+        k = record.attempts
+        tags = {S.attempt_tag(k, key): v for key, v in failure_tags.items()}
+        tags[S.attempt_tag(k, "duration_s")] = f"{record.duration_s or 0:.3f}"
+        if final:
+            tags.update({S.ATTEMPTS: str(k), S.DURATION: f"{record.duration_s or 0:.3f}",
+                         S.REASON: record.reason or "exception"})
+        self.client.log_batch(record.run_id, metrics=buffer.take(),
+                              tags=[RunTag(a, b) for a, b in tags.items()])
+        if not final:
+            return
+        if output:
+            self.client.log_text(record.run_id, output, "output.txt")
+        self.client.set_terminated(record.run_id, "FAILED", end_time=now_ms())
+        self.remember(record)
+
+    def close_stale(self, records: list[TrialRecord], reason: str) -> list[TrialRecord]:
+        """Mark RUNNING trials of a crashed runner KILLED (not counted); returns them.
+
+        Their processes are the caller's business (``tasks.runners``): only this
+        runner knows whether it is on the same host.
+        """
+        out = []
+        for r in records:
+            if r.status == "running":
+                self.client.log_batch(r.run_id, tags=[RunTag(S.REASON, reason)])
+                self.client.set_terminated(r.run_id, "KILLED", end_time=now_ms())
+                r.status = "killed"
+                self.remember(r)
+                out.append(r)
+        return out
+
+    def process_of(self, run_id: str) -> TrialProcess | None:
+        """The process a command trial recorded when it started, if any."""
+        tags = self.client.get_run(run_id).data.tags
+        if S.PID in tags and S.HOST in tags:
+            return TrialProcess(int(tags[S.PID]), tags[S.HOST], tags.get(S.TOKEN, ""))
+        return None
