@@ -1,0 +1,163 @@
+"""Parallel coordinates: one vertical axis per parameter and one for the objective.
+
+Each axis is laid out the way the search space scales its parameter (log-scale
+parameters in log space, ticks in real units; categories at their own labels), so a
+good region of a log-scale learning rate is a band, not a line squashed at one end.
+Lines are coloured by the objective, best drawn last and darkest; failed trials are
+drawn dashed into a "failed" mark on the objective axis, so failure regions show too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm, Normalize, SymLogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, MaxNLocator
+
+from amtune.flows.plot_common import (
+    BEST_COLOR,
+    FAILED_COLOR,
+    TrialLike,
+    direction,
+    figure,
+    fmt,
+    header,
+    message_figure,
+    param_label,
+    plain_log_labels,
+    ranked,
+    symlog_threshold,
+    value_scale,
+    warp_values,
+)
+from amtune.strategies import Categorical, Numeric, SearchSpace
+
+FAILED_Y = 1.08  # where failed trials end on the objective axis, above the best-to-worst range
+Ticks = list[tuple[float, str]]
+
+
+def _tick_label(v: float, log: bool) -> str:
+    k = math.log10(v) if log and v > 0 else None
+    if k is not None and abs(k - round(k)) < 1e-9:
+        return f"$10^{{{round(k)}}}$"
+    return fmt(v)
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    ks = range(math.ceil(math.log10(low) - 1e-9), math.floor(math.log10(high) + 1e-9) + 1)
+    vals = [10.0 ** k for k in ks]
+    if len(vals) < 3:  # under two decades: 1, 2, 5 times the decades, as a log axis would
+        vals = [v for v in LogLocator(subs=(1.0, 2.0, 5.0)).tick_values(low, high)
+                if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+    if len(vals) < 2:
+        vals = [float(v) for v in np.geomspace(low, high, 4)]
+    while len(vals) > 7:
+        vals = vals[::2]
+    return vals
+
+
+def _param_ticks(p: Numeric | Categorical) -> Ticks:
+    if isinstance(p, Categorical):
+        return [((i + 0.5) / p.n_values, str(v)) for i, v in enumerate(p.values)]
+    if p.scale == "log":
+        vals = _log_ticks(p.low, p.high)
+    elif p.scale == "reverse_log":
+        vals = [float(v) for v in p.decode(np.linspace(0, 1, 5))]
+    else:
+        vals = [v for v in MaxNLocator(5, integer=p.kind == "int").tick_values(p.low, p.high)
+                if p.low <= v <= p.high]
+    pos = p.encode(np.array(vals))
+    return [(float(u), _tick_label(v, p.scale == "log")) for u, v in zip(pos, vals, strict=True)]
+
+
+def _param_positions(p: Numeric | Categorical, rs: Sequence[TrialLike],
+                     rng: np.random.Generator) -> np.ndarray:
+    if isinstance(p, Categorical):
+        idx = np.array([p.index(r.params[p.name]) for r in rs], float)
+        return (idx + 0.5 + rng.uniform(-0.25, 0.25, len(rs))) / p.n_values
+    return p.encode(np.array([float(r.params[p.name]) for r in rs]))
+
+
+def _draw_axis(ax: Axes, x: float, ticks: Ticks) -> None:
+    ax.plot([x, x], [0, 1], color="0.25", lw=1, zorder=1)
+    for pos, label in ticks:
+        ax.plot([x - 0.03, x], [pos, pos], color="0.25", lw=1, zorder=1)
+        ax.text(x - 0.05, pos, label, ha="right", va="center", fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5},
+                zorder=6)
+
+
+def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign: float,
+                    space: SearchSpace, seed: int = 0) -> Figure:
+    usable = [r for r in records if set(space.names) <= set(r.params)]
+    done = ranked(usable, sign)[::-1]  # worst first, so the best lines are drawn on top
+    failed = [r for r in usable if r.status == "failed"]
+    title = f"Parallel coordinates of {study}"
+    subtitle = (f"one line per trial: {len(done)} completed"
+                + (f", {len(failed)} failed (dashed)" if failed else "")
+                + f" · colour: {metric} ({direction(sign)}), darker is better")
+    if not done:
+        return message_figure(title, subtitle, "No completed trial yet.")
+    rng = np.random.default_rng(seed)
+    d = space.dim
+    fig = figure(max(8.0, 1.7 * (d + 1) + 2.5), 5.2)
+    ax = fig.add_subplot()
+    cols = np.column_stack([_param_positions(p, done, rng) for p in space.params])
+    values = [float(r.value) for r in done]  # type: ignore[arg-type]
+    scale = value_scale(values, sign)
+    thresh = symlog_threshold(values)
+    lo, hi = min(values), max(values)
+    norm: Normalize
+    if scale == "log":
+        norm = LogNorm(lo, hi)
+    elif scale == "symlog":
+        norm = SymLogNorm(thresh, vmin=lo, vmax=hi)
+    else:
+        norm = Normalize(lo, hi if hi > lo else lo + 1)
+    w = warp_values(values, scale, thresh)
+    wlo, whi = float(w.min()), float(w.max())
+    obj = (w - wlo) / (whi - wlo) if whi > wlo else np.full(len(w), 0.5)
+    cmap = colormaps["viridis" if sign > 0 else "viridis_r"]
+    xs = np.arange(d + 1)
+    n = len(done)
+    for i, r in enumerate(done):
+        ys = [*cols[i], obj[i]]
+        is_best = i == n - 1
+        ax.plot(xs, ys, color=BEST_COLOR if is_best else cmap(norm(values[i])),
+                lw=2.6 if is_best else 1.2, alpha=1.0 if is_best else 0.3 + 0.6 * i / max(n, 1),
+                zorder=5 if is_best else 2, label=f"best: trial {r.number}" if is_best else None)
+    if failed:
+        fcols = np.column_stack([_param_positions(p, failed, rng) for p in space.params])
+        for row in fcols:
+            ax.plot(xs, [*row, FAILED_Y], color=FAILED_COLOR, lw=0.9, ls="--", alpha=0.55,
+                    zorder=1)
+        ax.scatter([d], [FAILED_Y], marker="x", s=40, color=FAILED_COLOR, zorder=4)
+    for j, p in enumerate(space.params):
+        _draw_axis(ax, j, _param_ticks(p))
+    vticks = (_log_ticks(lo, hi) if scale == "log" and hi > lo else
+              [v for v in MaxNLocator(5).tick_values(lo, hi) if lo <= v <= hi] or [lo])
+    wt = warp_values(vticks, scale, thresh)
+    tpos = (wt - wlo) / (whi - wlo) if whi > wlo else np.full(len(wt), 0.5)
+    obj_ticks = [(float(u), _tick_label(v, False)) for u, v in zip(tpos, vticks,
+                                                                            strict=True)]
+    _draw_axis(ax, d, obj_ticks + ([(FAILED_Y, "failed")] if failed else []))
+    ax.set_xticks(xs, [param_label(p) for p in space.params] + [metric],
+                  rotation=20 if d > 5 else 0)
+    ax.set_xlim(-0.45, d + 0.2)
+    ax.set_ylim(-0.04, FAILED_Y + 0.04 if failed else 1.04)
+    ax.set_yticks([])
+    ax.spines[["left", "right", "top"]].set_visible(False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, fontsize=9,
+              borderaxespad=0.2)
+    header(fig, title, subtitle)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.03, pad=0.01)
+    bar.set_label(metric)
+    if scale == "log":
+        plain_log_labels(bar.ax.yaxis)
+    return fig
