@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from amtune.flows.tracking_uri import check_tracking_uri
 from amtune.strategies import SearchSpace, make_strategy
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -204,6 +205,10 @@ def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
         spec = StudySpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(_format_pydantic(err, data)) from None
+    try:
+        check_tracking_uri(spec.tracking.uri)
+    except ValueError as err:
+        raise SpecError(str(err)) from None
     if spec.trial.retry_on is not None:
         from amtune.tasks.runners.failures import check_retry_on
 

@@ -187,4 +187,10 @@ def _check_metric_definitions(definitions: Any) -> set[str]:
                 f"objective.metrics[{i}].regex: {regex!r} has no capturing group; "
                 f"put the number in a group, e.g. '{name}=([0-9.eE+-]+)'"
             )
+        if groups > 1:  # the first group would be taken, silently: 'acc=0' from '0.515'
+            raise ValueError(
+                f"objective.metrics[{i}].regex: {regex!r} has {groups} capturing groups; "
+                "allowed: exactly one, around the number; make the others non-capturing "
+                "with (?:...)"
+            )
     return names

@@ -9,6 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from amtune.flows.cli import app
+from amtune.flows.tracking_uri import check_tracking_uri
 from tests.conftest import Runner
 
 GOOD = {
@@ -75,6 +76,17 @@ CASES: list[tuple[str, object, str]] = [
      "objective.command"),
     ("metric-not-defined", patched("objective", {**CMD, "metric": "accuracy"}),
      "objective.metric"),
+    ("regex-two-groups", patched("objective", {**CMD, "metrics": [
+        {"name": "v", "regex": "v=([0-9])\\.([0-9]+)"}]}), "objective.metrics[0].regex"),
+    ("parameter-name-with-space", patched("parameters.learning rate",
+                                          {"type": "float", "low": 0, "high": 1}),
+     "parameters: 'learning rate'"),
+    ("categorical-text-collision", patched("parameters.kind.values", [1, "1"]),
+     "parameters.kind.values: '1'"),
+    ("tracking-uri-missing-colon", patched("tracking.uri", "mysql//oops"),
+     "tracking.uri: 'mysql//oops'"),
+    ("tracking-uri-unknown-scheme", patched("tracking.uri", "bogus://x"),
+     "tracking.uri: 'bogus://x'"),
 ]
 
 
@@ -114,6 +126,58 @@ def test_run_of_bad_spec_writes_nothing(amtune: Runner, tmp_path: Path) -> None:
     assert r.stderr.strip().startswith("amtune: budget.max_parallel: 0")
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_run_refuses_a_bad_tracking_uri_option(amtune: Runner, tmp_path: Path) -> None:
+    """``--tracking-uri`` goes through the same check as the spec's tracking.uri."""
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(GOOD, sort_keys=False), encoding="utf-8")
+    r = amtune("run", str(path), "--tracking-uri", "bogus://x")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("amtune: tracking.uri: 'bogus://x' — "), lines
+    assert "unknown scheme 'bogus'" in lines[0] and "sqlite:///" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.yaml"]  # nothing created
+
+
+@pytest.mark.parametrize("uri", [
+    "sqlite:///mlflow.db", "sqlite:////abs/mlflow.db", "sqlite+pysqlite:///m.db", "mlruns",
+    "./mlruns", "/abs/mlruns", "file:///abs/mlruns", "http://127.0.0.1:5000",
+    "https://mlflow.example.com", "postgresql://u:p@db:5432/mlflow",
+    "postgresql+psycopg2://u@db/mlflow", "mysql://u@db/mlflow", "mssql+pyodbc://u@db/mlflow",
+    "databricks", "databricks://profile", "databricks-uc", "uc"])
+def test_uris_mlflow_opens_are_accepted(uri: str) -> None:
+    check_tracking_uri(uri)
+
+
+@pytest.mark.parametrize(("uri", "problem"), [
+    ("mysql//oops", "empty segment"), ("bogus://x", "unknown scheme 'bogus'"),
+    ("postgres://u@db/x", "unknown scheme 'postgres'"), ("mysql:oops", "needs 'mysql://'"),
+    ("mysql://", "names no database"), ("sqlite://", "needs a database file"),
+    ("sqlite://mlflow.db", "needs a database file"), ("http://", "names no host"),
+    ("http:localhost", "names no host"), ("file://", "names no path"), ("", "empty"),
+    (" sqlite:///m.db", "spaces")])
+def test_malformed_uris_are_refused_naming_field_value_and_what_is_allowed(
+        uri: str, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_tracking_uri(uri)
+    message = str(info.value)
+    assert message.startswith(f"tracking.uri: {uri!r} — "), message
+    assert problem in message and "allowed: a local path" in message
+
+
+def test_the_known_schemes_are_mlflows() -> None:
+    """Our list against MLflow's own tracking-store registry, so an MLflow upgrade shows up."""
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    from amtune.flows import tracking_uri as t
+
+    registered = set(_tracking_store_registry._registry) - t._plugin_schemes()
+    assert registered == t.FILE_SCHEMES | t.HTTP_SCHEMES | t.DATABASE_SCHEMES | \
+        t.DATABRICKS_SCHEMES
+    for uri in ("bogus://x", "postgres://u@db/x"):  # what we call unknown, MLflow cannot open
+        with pytest.raises(Exception, match=r"(?i)unsupported|invalid"):
+            _tracking_store_registry.get_store_builder(uri)
 
 
 def test_changed_space_is_an_error_naming_the_change(amtune: Runner, prefect_api: str,

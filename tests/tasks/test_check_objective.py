@@ -112,6 +112,18 @@ def test_existing_executable_path_passes(tmp_path):
             "objective.metrics[0].regex: 'acc=[0-9.]+' has no capturing group; "
             "put the number in a group",
         ),
+        (  # the first group would be used: 'acc=0' from 'accuracy=0.515'
+            objective(command=["python"], metrics=[
+                SimpleNamespace(name="acc", regex=r"accuracy=([0-9])\.([0-9]+)")]),
+            r"objective.metrics[0].regex: 'accuracy=([0-9])\\.([0-9]+)' has 2 capturing "
+            "groups; allowed: exactly one, around the number; make the others "
+            "non-capturing with (?:...)",
+        ),
+        (
+            objective(command=["python"], metrics=[
+                SimpleNamespace(name="acc", regex=r"(?P<k>acc|accuracy)=([0-9.]+)")]),
+            "objective.metrics[0].regex: '(?P<k>acc|accuracy)=([0-9.]+)' has 2 capturing",
+        ),
         (
             objective(
                 command=["python"], metrics=[ACC, SimpleNamespace(name="acc", regex="x=(1)")]
