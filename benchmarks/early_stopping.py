@@ -60,6 +60,7 @@ METHODS: dict[str, Callable[[int], Judge]] = {
     **{f"amtune_{k}": (lambda seed, c=c: AmtuneJudge(c)) for k, c in RULES.items()},
     "optuna_median": lambda seed: OptunaJudge("median", seed),
     "optuna_sh": lambda seed: OptunaJudge("sh", seed),
+    "optuna_sh_default": lambda seed: OptunaJudge("sh_default", seed),
     "optuna_hyperband": lambda seed: OptunaJudge("hyperband", seed),
 }
 TARGETS = {"amtune_median": (0.55, 0.005), "amtune_asha": (0.15, 0.01)}

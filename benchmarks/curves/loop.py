@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from amtune.strategies.early_stopping import Curve, make_rule
-
 from benchmarks.curves.family import EPOCHS, config, value
 
 TRAIN = Path(__file__).resolve().parent / "train.py"
@@ -83,7 +82,10 @@ class OptunaJudge:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         pruners = {
             "median": lambda: optuna.pruners.MedianPruner(),
-            "sh": lambda: optuna.pruners.SuccessiveHalvingPruner(),
+            # amtune's asha defaults (Optuna's are rf 4 and min_resource "auto", which
+            # lets the first trials run unjudged until one completes): see sh_default
+            "sh": lambda: optuna.pruners.SuccessiveHalvingPruner(1, reduction_factor=3),
+            "sh_default": lambda: optuna.pruners.SuccessiveHalvingPruner(),
             "hyperband": lambda: optuna.pruners.HyperbandPruner(max_resource=EPOCHS),
         }
         self.study = optuna.create_study(
