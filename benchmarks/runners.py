@@ -59,6 +59,12 @@ def grid_points(problem: Problem, budget: int) -> int | None:
     return best
 
 
+def _is_strategy_module(name: str) -> bool:
+    """``amtune.strategies.*`` (the installed name) or ``strategies.*`` (a bare checkout)."""
+    parts = name.split(".")
+    return parts[0] == "strategies" or parts[:2] == ["amtune", "strategies"]
+
+
 def _module_closure(module: ModuleType) -> list[ModuleType]:
     """``module`` and every ``strategies`` module it uses, directly or indirectly."""
     seen: dict[str, ModuleType] = {}
@@ -71,7 +77,7 @@ def _module_closure(module: ModuleType) -> list[ModuleType]:
         for value in vars(mod).values():
             name = value.__name__ if isinstance(value, ModuleType) else getattr(
                 value, "__module__", None)
-            if isinstance(name, str) and name.split(".")[0] == "strategies" and name in sys.modules:
+            if isinstance(name, str) and _is_strategy_module(name) and name in sys.modules:
                 todo.append(sys.modules[name])
     return sorted(seen.values(), key=lambda m: m.__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from benchmarks.problems import PROBLEMS
+from benchmarks.problems import DEV, HELD_OUT, PROBLEMS, PUBLIC
 from benchmarks.runners import (
     GRID_MIN_POINTS,
     OPTUNA,
@@ -149,14 +149,36 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _sets(problems: list[str]) -> list[tuple[str, list[str]]]:
+    """The problems grouped as public, our own mixed (dev) and held-out, in that order."""
+    groups = [("public", PUBLIC), ("mixed (dev)", DEV), ("held-out", HELD_OUT)]
+    out = [(name, [p for p in problems if p in members]) for name, members in groups]
+    rest = [p for p in problems if not any(p in m for _, m in groups)]
+    return [(n, ps) for n, ps in [*out, ("other", rest)] if ps]
+
+
+def _wrong(final: np.ndarray, problem: str) -> str:
+    basin = PROBLEMS[problem].basin
+    return "-" if basin is None else f"{np.mean(final > basin):.0%}"
+
+
+def _matrix(title: str, rows: dict[str, dict[str, str]], opts: list[str]) -> None:
+    print(f"\n{title}\n")
+    print("| problem | " + " | ".join(opts) + " |")
+    print("|---|" + "---|" * len(opts))
+    for problem, row in rows.items():
+        print(f"| {problem} | " + " | ".join(row.get(o, "-") for o in opts) + " |")
+
+
 def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     at = min(25, args.budget)
     for batch in args.batches:
         print(f"\n### batch {batch}: budget {args.budget}, {args.seeds} seeds\n")
-        print(f"| problem | optimizer | median final regret | q25 | q75 | median regret @{at} "
-              "| median s/trial |")
-        print("|---|---|---|---|---|---|---|")
+        print(f"| problem | optimizer | median final regret | q25 | q75 | wrong basin "
+              f"| median regret @{at} | median s/trial |")
+        print("|---|---|---|---|---|---|---|---|")
         medians: dict[str, dict[str, float]] = {}
+        wrong: dict[str, dict[str, str]] = {}
         for problem in args.problems:
             for optimizer in args.optimizers:
                 runs = [r for r in results if r["problem"] == problem and
@@ -166,23 +188,32 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
                 final = _regrets(runs, None)
                 q25, med, q75 = np.percentile(final, [25, 50, 75])
                 medians.setdefault(problem, {})[optimizer] = med
+                if PROBLEMS[problem].basin is not None:
+                    wrong.setdefault(problem, {})[optimizer] = _wrong(final, problem)
                 t = np.median(np.concatenate([r["times"] for r in runs]))
                 print(f"| {problem} | {optimizer} | {_fmt(med)} | {_fmt(q25)} | {_fmt(q75)} "
-                      f"| {_fmt(np.median(_regrets(runs, at)))} | {t:.3g} |")
+                      f"| {_wrong(final, problem)} | {_fmt(np.median(_regrets(runs, at)))} "
+                      f"| {t:.3g} |")
         opts = [o for o in args.optimizers if any(o in m for m in medians.values())]
-        print(f"\nmedian final regret, batch {batch} (rank 1 = best; mean rank over the "
-              "problems each optimizer ran):\n")
-        print("| problem | " + " | ".join(opts) + " |")
-        print("|---|" + "---|" * len(opts))
-        ranks: dict[str, list[float]] = {o: [] for o in opts}
+        ranks: dict[str, dict[str, float]] = {}  # problem -> optimizer -> rank
         for problem, row in medians.items():
             names = [o for o in opts if o in row]
-            for o, r in zip(names, rankdata([row[o] for o in names]), strict=True):
-                ranks[o].append(float(r))
-            print(f"| {problem} | " + " | ".join(_fmt(row[o]) if o in row else "-"
-                                                 for o in opts) + " |")
-        print("| **mean rank** | " + " | ".join(
-            f"{np.mean(ranks[o]):.2f}" if ranks[o] else "-" for o in opts) + " |")
+            ranks[problem] = dict(zip(names, map(float, rankdata([row[o] for o in names])),
+                                      strict=True))
+        for set_name, problems in _sets([p for p in args.problems if p in medians]):
+            rows = {p: {o: _fmt(v) for o, v in medians[p].items()} for p in problems}
+            rows["**mean rank**"] = {o: f"{np.mean(rs):.2f}" for o in opts
+                                     if (rs := [ranks[p][o] for p in problems if o in ranks[p]])}
+            _matrix(f"median final regret, batch {batch}, {set_name} (rank 1 = best; mean rank "
+                    "over the problems each optimizer ran):", rows, opts)
+        if len(medians) > 1:
+            overall = {o: f"{np.mean(rs):.2f}" for o in opts
+                       if (rs := [r[o] for r in ranks.values() if o in r])}
+            _matrix(f"mean rank over all {len(medians)} problems, batch {batch}:",
+                    {"**all**": overall}, opts)
+        if wrong:
+            _matrix(f"wrong-basin fraction, batch {batch} (share of seeds whose final regret "
+                    "is above the problem's basin threshold):", wrong, opts)
 
 
 def timing(n_trials: int = 300, batch: int = 5, dim: int = 6, repeats: int = 3) -> None:

@@ -72,9 +72,27 @@ def test_tables_show_quartiles_and_mean_rank(capsys: pytest.CaptureFixture[str])
     ]
     strategies.print_tables(results, args)
     out = capsys.readouterr().out
-    assert "| branin | random | 2 | 1.5 | 2.5 | 2 | 0.5 |" in out
+    assert "| branin | random | 2 | 1.5 | 2.5 | - | 2 | 0.5 |" in out
     assert "| branin | sobol | 0.5 |" in out
     assert "| **mean rank** | 1.50 | 1.50 |" in out
+    assert "median final regret, batch 1, public" in out
+
+
+def test_wrong_basin_fraction_and_sets_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    args = strategies._parse(["--problems", "switch5,intcat4", "--optimizers", "random,sobol",
+                              "--seeds", "4", "--budget", "2", "--batch", "1"])
+    # switch5's basin threshold is 0.3: final regrets 0.1, 0.2, 0.4, 0.5 -> 2 of 4 wrong
+    results = [_run("switch5", "random", [1.0, v]) for v in (0.1, 0.2, 0.4, 0.5)]
+    results += [_run("switch5", "sobol", [v, 1.0]) for v in (0.0, 0.1, 0.2, 0.9)]
+    results += [_run("intcat4", "sobol", [0.05, 1.0]) for _ in range(4)]
+    strategies.print_tables(results, args)
+    out = capsys.readouterr().out
+    assert "| switch5 | random | 0.3 | 0.175 | 0.425 | 50% |" in out
+    assert "| switch5 | sobol | 0.15 | 0.075 | 0.375 | 25% |" in out
+    assert "median final regret, batch 1, mixed (dev)" in out
+    assert "median final regret, batch 1, held-out" in out
+    assert "| switch5 | 50% | 25% |" in out
+    assert "| intcat4 | - | 0% |" in out
 
 
 def test_a_failing_run_is_reported_and_the_others_still_run(
