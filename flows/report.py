@@ -46,8 +46,10 @@ h1 { font-size: 22px; margin: 0 0 2px; } h2 { font-size: 17px; margin: 28px 0 8p
 .bad b { color: #c62828; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #eee; }
-th { background: #f6f6f6; font-weight: 600; } tr.best td { background: #fff6e0; }
-td.num { text-align: right; } .muted { color: #777; }
+th { background: #f6f6f6; font-weight: 600; white-space: nowrap; }
+tr.best td { background: #fff6e0; }
+td.num, th.num { text-align: right; } .muted { color: #777; }
+table.kv { width: auto; min-width: 320px; }
 figure { margin: 0 0 20px; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #666; font-size: 13px; }
 """
@@ -64,14 +66,16 @@ def _link(text: str, run_id: str, run_url: RunUrl | None) -> str:
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int],
-           marked: int | None = None) -> str:
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+           marked: int | None = None, cls: str = "") -> str:
+    th = "".join(f'<th class="num">{_e(h)}</th>' if j in numeric else f"<th>{_e(h)}</th>"
+                 for j, h in enumerate(head))
     body = []
     for i, row in enumerate(rows):
         tds = "".join(f'<td class="num">{c}</td>' if j in numeric else f"<td>{c}</td>"
                       for j, c in enumerate(row))
         body.append(f'<tr class="best">{tds}</tr>' if i == marked else f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _card(value: str, label: str, bad: bool = False) -> str:
@@ -138,7 +142,7 @@ def render_report(records: Sequence[TrialLike], *, study: str, metric: str, sign
         parts.append("<h2>Best trial</h2>")
         rows = [[_e(n), _e(fmt(best.params.get(n, "")))] for n in names]
         rows.append([_e(metric), f"<b>{_e(fmt(best.value))}</b>"])
-        parts.append(_table(["", f"trial {best.number}"], rows, set()))
+        parts.append(_table(["parameter", f"trial {best.number}"], rows, set(), cls="kv"))
     parts.append(f"<h2>Top {min(top_k, len(top))} of {len(top)} completed trials</h2>")
     if top:
         rows = [[str(i + 1), _link(f"#{r.number}", r.run_id, run_url), _e(fmt(r.value)),
@@ -173,9 +177,11 @@ def _failures(records: Sequence[TrialLike], names: list[str], run_url: RunUrl | 
     for r in bad:
         cause, detail = _split_reason(r.reason)
         params = ", ".join(f"{n}={fmt(r.params[n])}" for n in names if n in r.params)
+        last = _e(fmt(r.value)) if r.value is not None else ""
         rows.append([_link(f"#{r.number}", r.run_id, run_url), _e(r.status), f"<b>{_e(cause)}</b>",
-                     _e(detail), str(r.attempts), _e(params)])
-    return head + _table(["trial", "status", "cause", "detail", "attempts", "params"], rows, {4})
+                     _e(detail), last, str(r.attempts), _e(params)])
+    return head + _table(["trial", "status", "cause", "detail", "last value", "attempts",
+                          "params"], rows, {4, 5})
 
 
 def write_report(path: Path, records: Sequence[TrialLike], *, study: str, metric: str,
