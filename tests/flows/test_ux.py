@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,13 +125,26 @@ def test_ctrl_c_on_the_ephemeral_api_exits_then_resumes(prefect_api: str,
 
 
 def test_prefect_shows_the_study_by_name(prefect_api: str, tracking_uri: str) -> None:
+    """This study's own flow run is named after it, and its rounds are its subflows.
+
+    The Prefect server is shared with every other test: only this run and its
+    children are looked at.
+    """
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
     from amtune.flows.study import study_flow
 
     s = spec("ux-named", "tests.flows.objectives:loss_only", tracking={"uri": tracking_uri},
              budget={"max_trials": 2, "max_parallel": 2})
-    study_flow(spec=s)
+    state = study_flow(spec=s, return_state=True)
+    assert state.is_completed(), state
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
     with get_client(sync_client=True) as client:
-        names = {r.name for r in client.read_flow_runs(limit=200)}
-    assert "ux-named" in names and "round-0" in names
+        run = client.read_flow_run(run_id)
+        rounds = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])))
+    assert run.name == "ux-named"
+    names = sorted(r.name for r in rounds)
+    assert "round-0" in names and all(re.fullmatch(r"round-\d+", n) for n in names), names
