@@ -38,7 +38,7 @@ from amtune.flows.plot_common import (
 )
 from amtune.strategies import Categorical, Numeric, SearchSpace
 
-FAILED_Y = 1.08  # where failed trials end on the objective axis, above the best-to-worst range
+FAILED_GAP = 0.08  # failed trials end on the objective axis this far beyond its worst end
 Ticks = list[tuple[float, str]]
 
 
@@ -132,12 +132,13 @@ def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, si
         ax.plot(xs, ys, color=BEST_COLOR if is_best else cmap(norm(values[i])),
                 lw=2.6 if is_best else 1.2, alpha=1.0 if is_best else 0.3 + 0.6 * i / max(n, 1),
                 zorder=5 if is_best else 2, label=f"best: trial {r.number}" if is_best else None)
+    failed_y = 1 + FAILED_GAP if sign > 0 else -FAILED_GAP  # low values at the bottom
     if failed:
         fcols = np.column_stack([_param_positions(p, failed, rng) for p in space.params])
         for row in fcols:
-            ax.plot(xs, [*row, FAILED_Y], color=FAILED_COLOR, lw=0.9, ls="--", alpha=0.55,
+            ax.plot(xs, [*row, failed_y], color=FAILED_COLOR, lw=0.9, ls="--", alpha=0.55,
                     zorder=1)
-        ax.scatter([d], [FAILED_Y], marker="x", s=40, color=FAILED_COLOR, zorder=4)
+        ax.scatter([d], [failed_y], marker="x", s=40, color=FAILED_COLOR, zorder=4)
     for j, p in enumerate(space.params):
         _draw_axis(ax, j, _param_ticks(p))
     vticks = (_log_ticks(lo, hi) if scale == "log" and hi > lo else
@@ -146,11 +147,12 @@ def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, si
     tpos = (wt - wlo) / (whi - wlo) if whi > wlo else np.full(len(wt), 0.5)
     obj_ticks = [(float(u), _tick_label(v, False)) for u, v in zip(tpos, vticks,
                                                                             strict=True)]
-    _draw_axis(ax, d, obj_ticks + ([(FAILED_Y, "failed")] if failed else []))
+    _draw_axis(ax, d, obj_ticks + ([(failed_y, "failed")] if failed else []))
     ax.set_xticks(xs, [param_label(p) for p in space.params] + [metric],
                   rotation=20 if d > 5 else 0)
     ax.set_xlim(-0.45, d + 0.2)
-    ax.set_ylim(-0.04, FAILED_Y + 0.04 if failed else 1.04)
+    ax.set_ylim(min(-0.04, failed_y - 0.04) if failed else -0.04,
+                max(1.04, failed_y + 0.04) if failed else 1.04)
     ax.set_yticks([])
     ax.spines[["left", "right", "top"]].set_visible(False)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, fontsize=9,

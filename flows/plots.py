@@ -59,11 +59,13 @@ def _best_text(records: Sequence[TrialLike], sign: float) -> str:
     return f"best {fmt(best[0].value)} (trial {best[0].number})" if best else "no completed trial"
 
 
-def _failed_marks(ax: Axes, xs: Sequence[float], label: str | None) -> None:
-    """Failed trials have no value: a red cross along the top edge, in axes coordinates,
-    so they show whatever the y scale."""
+def _failed_marks(ax: Axes, xs: Sequence[float], sign: float, label: str | None) -> None:
+    """Failed trials have no value: a red cross along the worst edge (the top when
+    minimising), in axes coordinates so they show whatever the y scale, and away from
+    the best trials."""
     if xs:
-        ax.scatter(xs, [0.965] * len(xs), marker="x", s=36, color=FAILED_COLOR, linewidths=1.6,
+        y = 0.965 if sign > 0 else 0.035
+        ax.scatter(xs, [y] * len(xs), marker="x", s=36, color=FAILED_COLOR, linewidths=1.6,
                    transform=ax.get_xaxis_transform(), clip_on=False, zorder=4, label=label)
 
 
@@ -104,7 +106,7 @@ def convergence_figure(records: Sequence[TrialLike], *, study: str, metric: str,
         ax.set_yticks([])
     failed = [r.number for r in shown if r.status == "failed" or
               (r.status == "stopped" and not has_value(r))]
-    _failed_marks(ax, failed, "failed (no value)")
+    _failed_marks(ax, failed, sign, "failed (no value)")
     if failed:
         ax.margins(y=0.12)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -156,7 +158,7 @@ def slices_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign
             else float(best.params[p.name])
         ax.scatter([bx], [best.value], marker="*", s=200, color=BEST_COLOR, edgecolor="white",
                    linewidths=0.8, zorder=5)
-        _failed_marks(ax, list(_positions(space, p.name, failed, seed + j)), None)
+        _failed_marks(ax, list(_positions(space, p.name, failed, seed + j)), sign, None)
         set_param_axis(ax, "x", p)
         ax.set_xlabel(param_label(p))
         ax.grid(alpha=0.3)

@@ -28,7 +28,7 @@ REASONS = {
 }
 CAPTIONS = {
     "convergence.png": "Every trial by number and the best value so far; "
-                       "red crosses at the top are failed trials.",
+                       "red crosses on the worst edge are failed trials.",
     "importance.png": "How much the objective depends on each parameter, "
                       "estimated on a random-forest surrogate of the completed trials.",
     "parallel_coordinates.png": "One line per trial through its parameters to its value; "
