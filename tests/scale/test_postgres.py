@@ -146,7 +146,8 @@ def test_study_rides_out_a_postgres_backed_server_crash(
 
 
 def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
-        prefect_api: str, mlflow_pg_srv: MlflowServer, tmp_path: Path) -> None:
+        prefect_api: str, mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer,
+        tmp_path: Path) -> None:
     name = "pg-resume"
     argv, env = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
     client = MlflowClient(mlflow_pg_srv.url)
@@ -159,7 +160,9 @@ def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
         proc.wait(timeout=30)
     before = _trials(_runs(client, name))
     kept = {r.info.run_id for r in before if r.info.status == "FINISHED"}
+    stale = {r.info.run_id for r in before if r.info.status == "RUNNING"}
     assert PARALLEL <= len(kept) < TRIALS
+    print(f"\nstudy killed with {len(kept)} trials finished and {len(stale)} running")
     _crash(mlflow_pg_srv)  # ...then the tracking server
     mlflow_pg_srv.start()
 
@@ -167,5 +170,11 @@ def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
                           timeout=DEADLINE_S)
     assert done.returncode == 0, done.stderr
     assert f"{TRIALS} trials (0 failed)" in done.stdout
-    finished = _assert_complete(MlflowClient(mlflow_pg_srv.url), name)
+    client = MlflowClient(mlflow_pg_srv.url)
+    finished = _assert_complete(client, name)
     assert kept <= {r.info.run_id for r in finished}  # finished trials were kept, not re-run
+    # the runs the crash left RUNNING were closed as KILLED, and no other run exists
+    assert {client.get_run(i).info.status for i in stale} <= {"KILLED"}
+    in_db = _statuses_in_postgres(postgres_srv, name)
+    expected = {"FINISHED": len(finished) + 1, "KILLED": len(stale)}
+    assert in_db == {k: v for k, v in expected.items() if v}, (in_db, len(stale))
