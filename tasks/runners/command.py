@@ -26,13 +26,7 @@ from typing import Any
 from amtune.tasks.runners.failures import TrialFailure
 from amtune.tasks.runners.logparse import MetricParser, OutputBuffer
 from amtune.tasks.runners.outcome import Outcome, Report
-from amtune.tasks.runners.process import (
-    TOKEN_ENV,
-    TrialProcess,
-    new_token,
-    parent_death_hook,
-    this_host,
-)
+from amtune.tasks.runners.process import TOKEN_ENV, TrialProcess, new_token, parent_death_hook
 
 KILL_GRACE_S = 2.0  # SIGTERM first; SIGKILL whatever still runs after this
 DRAIN_S = 1.0  # after the child is gone, read what is left in the pipe for this long
@@ -128,7 +122,7 @@ def run_command(
         raise TrialFailure.from_exception(exc) from exc
     try:
         if on_start is not None:
-            _started(on_start, TrialProcess(proc.pid, this_host(), token))
+            _started(on_start, TrialProcess.here(proc.pid, token))
         timed_out = _pump(proc, out, parser, timeout_s)
     except BaseException as exc:  # a reporting failure or an interrupt: leave nothing behind
         _stop(proc)

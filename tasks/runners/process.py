@@ -53,6 +53,11 @@ class TrialProcess:
         """The trial leads its own session, so its process group has its pid as id."""
         return self.pid
 
+    @classmethod
+    def here(cls, pid: int, token: str) -> TrialProcess:
+        """A process started on this host."""
+        return cls(pid, this_host(), token)
+
 
 def this_host() -> str:
     """The host name recorded with a trial and compared by :func:`end_process_group`."""
