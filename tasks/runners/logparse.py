@@ -23,6 +23,10 @@ class MetricParser:
 
     def __init__(self, regexes: Mapping[str, str], report: Report | None) -> None:
         self.patterns = {name: re.compile(rx) for name, rx in regexes.items()}
+        for name, pattern in self.patterns.items():
+            if pattern.groups != 1:  # more would read the wrong group, silently
+                raise ValueError(f"metric {name!r}: regex {pattern.pattern!r} has "
+                                 f"{pattern.groups} groups, not 1 (see check_objective)")
         self.report = report
         self.final: dict[str, float] = {}
         self.steps: dict[str, int] = {}

@@ -264,6 +264,15 @@ def test_missing_objective_metric():
     assert failure.detail == "no output line matched the regex of objective metric 'acc': loss=0.3"
 
 
+def test_a_regex_with_two_groups_is_refused_before_anything_runs(tmp_path):
+    """Unchecked by a spec (a direct call): the first group would give acc=0 from 0.515."""
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').close(); print('accuracy=0.515')"
+    with pytest.raises(ValueError, match=r"metric 'acc': regex .* has 2 groups, not 1"):
+        run_objective(cmd(["python", "-c", code], acc=r"accuracy=([0-9])\.([0-9]+)"), {})
+    assert not marker.exists()
+
+
 def test_no_output_at_all():
     failure = fail(cmd(["python", "-c", "pass"]), {})
     assert failure.cause == "metric_missing" and failure.detail.endswith("(no output)")
