@@ -58,26 +58,34 @@ def apply(env: dict[str, str] = QUIET_ENV) -> None:
 
 
 @contextlib.contextmanager
-def quiet_console() -> Iterator[None]:
-    """Prefect's console handlers at WARNING while a study runs from Python.
+def python_defaults() -> Iterator[None]:
+    """The offline defaults while a study runs from Python, and a quiet console.
 
-    Only when the user set no Prefect logging level of their own; the handlers'
-    previous levels come back afterwards. Nothing changes for the API handler.
+    Prefect read its environment when it was imported, so the defaults go in as
+    settings for the length of the call (the ephemeral API server started meanwhile
+    takes them along) and into the environment (MLflow reads it at run time).
+    Without a Prefect logging level of the user's own, Prefect's console handlers
+    are turned down to warnings, and stay so: the ephemeral server logs its shutdown
+    when the interpreter exits.
     """
+    import prefect.settings as ps
+    from prefect.settings import temporary_settings
+
+    updates = {getattr(ps, k): v for k, v in OFFLINE_ENV.items()
+               if k.startswith("PREFECT_") and k not in os.environ and hasattr(ps, k)}
+    if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # MLflow set its level at import
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     apply(OFFLINE_ENV)
-    if "PREFECT_LOGGING_LEVEL" in os.environ or "PREFECT_LOGGING_SETTINGS_PATH" in os.environ:
+    if not ({"PREFECT_LOGGING_LEVEL", "PREFECT_LOGGING_SETTINGS_PATH"} & set(os.environ)):
+        _quiet_console()
+    with temporary_settings(updates=updates):
         yield
-        return
+
+
+def _quiet_console() -> None:
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    names = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.workers")
-    handlers = {h for n in names for h in logging.getLogger(n).handlers
-                if isinstance(h, PrefectConsoleHandler)}
-    before = {h: h.level for h in handlers}
-    for h in handlers:
-        h.setLevel(max(h.level, logging.WARNING))
-    try:
-        yield
-    finally:
-        for h, level in before.items():
-            h.setLevel(level)
+    names = ("", "prefect", "prefect.flow_runs", "prefect.task_runs")
+    for handler in {h for n in names for h in logging.getLogger(n).handlers}:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setLevel(max(handler.level, logging.WARNING))

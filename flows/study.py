@@ -170,7 +170,7 @@ class StudyFlow(Flow[..., StudyResult]):
     """The study flow; called from Python, it brings amtune's quiet defaults along."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with defaults.quiet_console():
+        with defaults.python_defaults():
             return super().__call__(*args, **kwargs)
 
 

@@ -165,11 +165,12 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def limit_http_retries(max_retries: int = 2, timeout_s: int = 30) -> None:
-    """Keep MLflow's own HTTP retry loop short so the outage limit is ours to enforce.
+def limit_http_retries(max_retries: int = 0, timeout_s: int = 30) -> None:
+    """Leave retrying to the outage policy, so the outage limit is ours to enforce.
 
     MLflow retries a failed request 7 times with a backoff of up to minutes on its
-    own; the user's explicit environment settings still win.
+    own, and urllib3 logs a warning for every retry; the user's explicit
+    environment settings still win.
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")

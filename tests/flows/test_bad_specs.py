@@ -195,7 +195,7 @@ def test_changed_space_is_an_error_naming_the_change(amtune: Runner, prefect_api
     assert "Traceback" not in r.stderr
 
 
-def test_study_that_cannot_run_exits_1(amtune: Runner, prefect_api: str,
+def test_a_sqlite_path_that_cannot_open_exits_2(amtune: Runner, prefect_api: str,
                                        tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(GOOD, sort_keys=False))
@@ -203,7 +203,8 @@ def test_study_that_cannot_run_exits_1(amtune: Runner, prefect_api: str,
     uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
     r = amtune("run", str(path), "--tracking-uri", uri, prefect_api=prefect_api,
                PREFECT_LOGGING_LEVEL="CRITICAL")
-    assert r.returncode == 1, r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("amtune: study 'ok' could not run:"), r.stderr
-    assert "Traceback" not in r.stderr
+    # A path that can never open is bad input, refused at once (not retried as an outage).
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("amtune: tracking.uri: "), r.stderr
+    assert "does not exist" in lines[0]

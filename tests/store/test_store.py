@@ -1,0 +1,123 @@
+"""The study store on a real MLflow SQLite store: identity, history, trials, pickling."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from amtune.tasks.store import schema as S
+from amtune.tasks.store.client import check_uri
+from amtune.tasks.store.lease import lease_ttl
+from amtune.tasks.store.metrics import MetricBuffer
+from amtune.tasks.store.outage import is_transient
+from amtune.tasks.store.schema import TrialRecord
+from amtune.tasks.store.study import StudyStore
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def store(uri: str, name: str = "s", **kw: object) -> StudyStore:
+    return StudyStore(uri=uri, experiment=name, study=name, space=SPACE, metric="loss", **kw)
+
+
+def parents(uri: str, name: str) -> list[str]:
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name(name)
+    return [r.info.run_id for r in c.search_runs([exp.experiment_id], S.study_filter(name))]
+
+
+def test_two_runners_opening_a_new_study_at_once_share_one_parent_run(tracking_uri: str) -> None:
+    stores = [store(tracking_uri) for _ in range(2)]
+    for s in stores:
+        s.client  # noqa: B018  (schema and WAL first: then both race on the runs only)
+    start = threading.Barrier(2)
+    opened: list[str] = []
+
+    def open_one(s: StudyStore) -> None:
+        start.wait()
+        run, _ = s.open({}, {"name": "s"})
+        opened.append(run.run_id)
+
+    threads = [threading.Thread(target=open_one, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(opened)) == 1, opened
+    assert parents(tracking_uri, "s") == opened[:1]
+
+
+def test_params_are_logged_when_a_trial_starts(tracking_uri: str) -> None:
+    s = store(tracking_uri)
+    s.open({}, {})
+    run_id = s.start_trial(0, 0, {"x": 0.25}, "random")
+    run = MlflowClient(tracking_uri).get_run(run_id)
+    assert run.info.status == "RUNNING"
+    assert run.data.params == {"x": "0.25"}
+    (rec,) = s.history()
+    assert (rec.status, rec.params) == ("running", {"x": 0.25})
+
+
+def test_history_sees_running_trials_finish_without_rereading_everything(
+        tracking_uri: str) -> None:
+    s = store(tracking_uri)
+    s.open({}, {})
+    ids = [s.start_trial(k, 0, {"x": k / 10}, "random") for k in range(3)]
+    assert [r.status for r in s.history()] == ["running"] * 3
+    # Finished by someone else (another copy of the store, as a Dask worker would be).
+    other = pickle.loads(pickle.dumps(s))
+    rec = TrialRecord(1, 0, "completed", ids[1], {"x": 0.1}, {"loss": 0.5}, 0.5, duration_s=1)
+    other.finish_trial(rec, other.buffer(ids[1]))
+    assert [r.status for r in s.history()] == ["running", "completed", "running"]
+    assert s.history()[1].value == 0.5
+
+
+def test_a_copy_for_dask_keeps_the_outage_timeout_and_drops_live_parts(
+        tracking_uri: str) -> None:
+    s = store(tracking_uri, outage_timeout_s=7.5)
+    s.open({}, {})
+    s.history()
+    copy = pickle.loads(pickle.dumps(s))
+    assert copy.outage_timeout_s == 7.5 and copy.parent_id == s.parent_id
+    assert copy._live is not s._live and copy._live.client is None
+    assert copy.client._guard.timeout_s == 7.5
+
+
+def test_the_lease_outlives_the_outage_timeout(tracking_uri: str) -> None:
+    s = store(tracking_uri, outage_timeout_s=300)
+    s.open({}, {})
+    beat = s.take_lease()
+    assert beat.lease.ttl_s > 300 + beat.interval_s
+    assert lease_ttl(5) >= 60
+
+
+def test_metrics_reported_seconds_apart_get_no_extra_step_zero() -> None:
+    written: list[list[object]] = []
+    buf = MetricBuffer(written.append, flush_s=0.0)  # every report is a flush, as when slow
+    for step in (1, 2, 3):
+        buf(step, {"loss": 1.0 / step})
+    final = buf.final({"loss": 1.0 / 3})
+    steps = [m.step for batch in written for m in batch] + [m.step for m in final]
+    assert steps == [1, 2, 3]
+    assert [m.step for m in buf.final({"acc": 0.9})] == [0]  # only returned: step 0
+
+
+def test_a_sqlite_path_that_cannot_open_is_refused_not_waited_for(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'no-such-dir' / 'mlflow.db'}"
+    assert "does not exist" in (check_uri(uri) or "")
+    assert check_uri(f"sqlite:///{tmp_path / 'mlflow.db'}") is None
+    assert not is_transient(sqlite3.OperationalError("unable to open database file"))
+    assert is_transient(sqlite3.OperationalError("database is locked"))
+
+
+@pytest.mark.parametrize("status", ["failed", "stopped", "running", "killed"])
+def test_best_trial_is_chosen_among_completed_trials_only(status: str) -> None:
+    good = TrialRecord(0, 0, "completed", "a", {"x": 1}, value=2.0)
+    other = TrialRecord(1, 0, status, "b", {"x": 2}, value=1.0)
+    assert S.best_trial([good, other], 1.0) is good
+    assert S.best_trial([other], 1.0) is None
