@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.curves.family import EPOCHS, N_CONFIGS, curves
+from benchmarks.curves.family import EPOCHS, FAMILIES, N_CONFIGS, curves
 from benchmarks.curves.loop import (
     AmtuneJudge,
     Judge,
@@ -68,21 +68,21 @@ MATCH = {"amtune_median": "optuna_median", "amtune_asha": "optuna_sh",
          "amtune_hyperband": "optuna_hyperband"}
 
 
-def score(outcome: Outcome, seed: int) -> dict[str, float]:
-    reference = float(curves(seed)[:, -1].min())
+def score(outcome: Outcome, seed: int, family: str) -> dict[str, float]:
+    reference = float(curves(seed, family=family)[:, -1].min())
     spent = outcome.counted if outcome.counted is not None else sum(outcome.epochs.values())
     best = min(outcome.completed.values()) if outcome.completed else float("inf")
     return {"compute": spent / (N_CONFIGS * EPOCHS), "regret": best - reference,
             "full_runs": len(outcome.completed)}
 
 
-def run_pipeline(method: str, seed: int, sleep: float, work: Path) -> Outcome:
+def run_pipeline(method: str, seed: int, sleep: float, family: str, work: Path) -> Outcome:
     """One real ``amtune run`` (needs the flow's ``early_stopping:`` wiring)."""
     import yaml
 
-    name = f"es-{method}-{seed}"
+    name = f"es-{family}-{method}-{seed}"
     uri = f"sqlite:///{work / 'mlflow.db'}"
-    command = train_command(seed, "{config}", sleep)
+    command = train_command(seed, "{config}", sleep, family)
     spec: dict[str, Any] = {
         "name": name,
         "objective": {"command": ["python", *command[1:]], "metric": "val_loss",
@@ -112,14 +112,14 @@ def run_pipeline(method: str, seed: int, sleep: float, work: Path) -> Outcome:
     return Outcome({}, completed, counted)
 
 
-def run(method: str, seed: int, mode: str, sleep: float, work: Path) -> dict[str, float]:
-    if mode == "pipeline" and not method.startswith("optuna"):
-        outcome = run_pipeline(method, seed, sleep, work)
-    elif mode == "sim":
-        outcome = simulate(METHODS[method](seed), seed, N_CONFIGS)
+def run(method: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, float]:
+    if args.mode == "pipeline" and not method.startswith("optuna"):
+        outcome = run_pipeline(method, seed, args.sleep, args.family, work)
+    elif args.mode == "sim":
+        outcome = simulate(METHODS[method](seed), seed, N_CONFIGS, args.family)
     else:
-        outcome = run_processes(METHODS[method](seed), seed, N_CONFIGS, sleep)
-    return score(outcome, seed)
+        outcome = run_processes(METHODS[method](seed), seed, N_CONFIGS, args.sleep, args.family)
+    return score(outcome, seed, args.family)
 
 
 def table(title: str, rows: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["sim", "processes", "pipeline"], default="sim")
     parser.add_argument("--sleep", type=float, default=0.02, help="seconds per epoch")
+    parser.add_argument("--family", choices=FAMILIES, default="strong",
+                        help="curve family (benchmarks/curves/family.py)")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--dev", type=int, nargs="*", default=DEV_SEEDS)
     parser.add_argument("--held-out", type=int, nargs="*", default=HELD_OUT_SEEDS)
@@ -172,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         for group, seeds in (("dev", args.dev), ("held-out", args.held_out)):
             if not seeds:
                 continue
-            rows = {m: [run(m, s, args.mode, args.sleep, Path(tmp)) for s in seeds]
+            rows = {m: [run(m, s, args, Path(tmp)) for s in seeds]
                     for m in args.methods}
-            title = (f"{group} curve sets {seeds[0]}..{seeds[-1]} ({len(seeds)}), "
-                     f"mode {args.mode}: means over sets")
+            title = (f"{group} curve sets {seeds[0]}..{seeds[-1]} ({len(seeds)}), family "
+                     f"{args.family}, mode {args.mode}: means over sets")
             summary = table(title, rows)
             verdicts(summary)
             out[group] = {"seeds": seeds, "runs": rows, "summary": summary}

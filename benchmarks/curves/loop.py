@@ -88,8 +88,10 @@ class OptunaJudge:
             "sh_default": lambda: optuna.pruners.SuccessiveHalvingPruner(),
             "hyperband": lambda: optuna.pruners.HyperbandPruner(max_resource=EPOCHS),
         }
+        # a fixed study name: HyperbandPruner assigns brackets by a hash of it
         self.study = optuna.create_study(
-            sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruners[pruner]())
+            study_name=f"curves-{seed}", sampler=optuna.samplers.RandomSampler(seed=seed),
+            pruner=pruners[pruner]())
         self.trials: dict[int, Any] = {}
 
     def start(self, index: int) -> None:
@@ -116,7 +118,8 @@ class Outcome:
     counted: int | None = None  # epochs the training script counted (processes only)
 
 
-def simulate(judge: Judge, seed: int, n: int, workers: int = 4) -> Outcome:
+def simulate(judge: Judge, seed: int, n: int, family: str = "strong",
+             workers: int = 4) -> Outcome:
     """Every event is one epoch ending; ties go to the lower configuration index."""
     events: list[tuple[float, int]] = []
     epochs: dict[int, int] = {}
@@ -136,7 +139,7 @@ def simulate(judge: Judge, seed: int, n: int, workers: int = 4) -> Outcome:
     while events:
         now, i = heapq.heappop(events)
         epochs[i] += 1
-        v = value(seed, i, epochs[i])
+        v = value(seed, i, epochs[i], family)
         stop = judge.report(i, epochs[i], v)
         if stop or epochs[i] == EPOCHS:
             judge.finish(i, v, stopped=stop)
@@ -148,12 +151,13 @@ def simulate(judge: Judge, seed: int, n: int, workers: int = 4) -> Outcome:
     return Outcome(epochs, completed)
 
 
-def train_command(seed: int, index: str | int, sleep: float) -> list[str]:
+def train_command(seed: int, index: str | int, sleep: float, family: str) -> list[str]:
     return [sys.executable, str(TRAIN), "--seed", str(seed), "--config", str(index),
-            "--epochs", str(EPOCHS), "--sleep", str(sleep)]
+            "--epochs", str(EPOCHS), "--sleep", str(sleep), "--family", family]
 
 
-def run_processes(judge: Judge, seed: int, n: int, sleep: float, workers: int = 4) -> Outcome:
+def run_processes(judge: Judge, seed: int, n: int, sleep: float, family: str = "strong",
+                  workers: int = 4) -> Outcome:
     """The real command per trial; a stop is SIGTERM to the trial's process group."""
     lock = threading.Lock()
     epochs: dict[int, int] = {}
@@ -171,8 +175,9 @@ def run_processes(judge: Judge, seed: int, n: int, sleep: float, workers: int = 
                     i = queue.pop(0)
                     judge.start(i)
                     epochs[i] = 0
-                proc = subprocess.Popen(train_command(seed, i, sleep), stdout=subprocess.PIPE,
-                                        text=True, env=env, start_new_session=True)
+                proc = subprocess.Popen(train_command(seed, i, sleep, family),
+                                        stdout=subprocess.PIPE, text=True, env=env,
+                                        start_new_session=True)
                 assert proc.stdout is not None
                 stop, v = False, float("nan")
                 for line in proc.stdout:
