@@ -120,7 +120,9 @@ class _PlainLog(LogFormatter):
     read as a number. The parent class still decides which ticks get a label."""
 
     def __call__(self, x: float, pos: int | None = None) -> str:
-        return f"{x:g}" if super().__call__(x, pos) else ""
+        if not super().__call__(x, pos):
+            return ""
+        return f"{x:g}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
 
 
 def plain_log_labels(axis: Axis) -> None:
@@ -138,35 +140,54 @@ def warp_values(values: Sequence[float], scale: ValueScale, linthresh: float = 1
     return v
 
 
-def set_param_axis(ax: Axes, axis: Literal["x", "y"], p: Numeric | Categorical) -> None:
-    """Scale an axis the way the search space scales the parameter, over its whole range
-    (where the strategy could have looked, not only where it did)."""
-    setter = ax.set_xscale if axis == "x" else ax.set_yscale
+def short(label: str, n: int = 16) -> str:
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+def reverse_log_ticks(low: float, high: float) -> list[float]:
+    """0.9, 0.99, 0.999: the values a reverse-log axis (momentum, a decay) is read in."""
+    vals = [1 - 10.0 ** -k for k in range(1, 10) if low < 1 - 10.0 ** -k <= high]
+    vals = [low, *vals] if not vals or vals[0] - low > 0.05 else vals
+    return vals if len(vals) >= 2 else [low, high]
+
+
+def _reverse_log(x: np.ndarray) -> np.ndarray:
+    return -np.log1p(-np.clip(x, None, 1 - 1e-12))
+
+
+def set_param_xaxis(ax: Axes, p: Numeric | Categorical) -> None:
+    """Scale the x axis the way the search space scales the parameter, over its whole
+    range (where the strategy could have looked, not only where it did)."""
     if isinstance(p, Categorical):
-        ticks = ax.set_xticks if axis == "x" else ax.set_yticks
-        ticks(range(p.n_values), [str(v) for v in p.values])
-        lim = ax.set_xlim if axis == "x" else ax.set_ylim
-        lim(-0.5, p.n_values - 0.5)
+        labels = [short(str(v)) for v in p.values]
+        rotate = sum(map(len, labels)) > 28
+        ax.set_xticks(range(p.n_values), labels, rotation=25 if rotate else 0,
+                      ha="right" if rotate else "center", rotation_mode="anchor")
+        ax.set_xlim(-0.5, p.n_values - 0.5)
         return
-    lim = ax.set_xlim if axis == "x" else ax.set_ylim
     if p.scale == "log":
-        setter("log")
-        lim(p.low / 10 ** (0.03 * np.log10(p.high / p.low)),
-            p.high * 10 ** (0.03 * np.log10(p.high / p.low)))
+        ax.set_xscale("log")
+        plain_log_labels(ax.xaxis)
+        pad = 10 ** (0.03 * np.log10(p.high / p.low))
+        ax.set_xlim(p.low / pad, p.high * pad)
         return
     if p.scale == "reverse_log":
-        setter("function", functions=(lambda x: -np.log1p(-np.clip(x, None, 1 - 1e-12)),
-                                      lambda y: -np.expm1(-y)))
+        ax.set_xscale("function", functions=(_reverse_log, lambda y: -np.expm1(-y)))
+        ticks = reverse_log_ticks(p.low, p.high)
+        ax.set_xticks(ticks, [fmt(v) for v in ticks])
+        lo, hi = _reverse_log(np.array([p.low, p.high]))
+        ax.set_xlim(-np.expm1(-(lo - 0.03 * (hi - lo))), -np.expm1(-(hi + 0.03 * (hi - lo))))
+        return
     pad = 0.5 if p.kind == "int" else 0.03 * (p.high - p.low)
     if p.kind == "int":
-        (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
-    lim(p.low - pad, min(p.high + pad, 1 - 1e-9) if p.scale == "reverse_log" else p.high + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(p.low - pad, p.high + pad)
 
 
 def param_label(p: Numeric | Categorical) -> str:
     if isinstance(p, Categorical):
         return p.name
-    return f"{p.name} (log)" if p.scale == "log" else p.name
+    return f"{p.name} ({p.scale.replace('_', ' ')})" if p.scale != "linear" else p.name
 
 
 def fmt(v: Any) -> str:

@@ -32,6 +32,8 @@ from amtune.flows.plot_common import (
     param_label,
     plain_log_labels,
     ranked,
+    reverse_log_ticks,
+    short,
     symlog_threshold,
     value_scale,
     warp_values,
@@ -42,11 +44,16 @@ FAILED_GAP = 0.08  # failed trials end on the objective axis this far beyond its
 Ticks = list[tuple[float, str]]
 
 
-def _tick_label(v: float, log: bool) -> str:
-    k = math.log10(v) if log and v > 0 else None
-    if k is not None and abs(k - round(k)) < 1e-9:
-        return f"$10^{{{round(k)}}}$"
-    return fmt(v)
+def _is_decade(v: float) -> bool:
+    return v > 0 and abs(math.log10(v) - round(math.log10(v))) < 1e-9
+
+
+def _tick_labels(vals: Sequence[float], log: bool) -> list[str]:
+    """Powers of ten as 10^k when every tick is one (a wide log axis), else plain numbers:
+    a mixed 20, 50, 10^2, 200 reads worse than either."""
+    if log and all(_is_decade(v) for v in vals):
+        return [f"$10^{{{round(math.log10(v))}}}$" for v in vals]
+    return [fmt(v) for v in vals]
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
@@ -64,16 +71,16 @@ def _log_ticks(low: float, high: float) -> list[float]:
 
 def _param_ticks(p: Numeric | Categorical) -> Ticks:
     if isinstance(p, Categorical):
-        return [((i + 0.5) / p.n_values, str(v)) for i, v in enumerate(p.values)]
+        return [((i + 0.5) / p.n_values, short(str(v))) for i, v in enumerate(p.values)]
     if p.scale == "log":
         vals = _log_ticks(p.low, p.high)
     elif p.scale == "reverse_log":
-        vals = [float(v) for v in p.decode(np.linspace(0, 1, 5))]
+        vals = reverse_log_ticks(p.low, p.high)
     else:
         vals = [v for v in MaxNLocator(5, integer=p.kind == "int").tick_values(p.low, p.high)
                 if p.low <= v <= p.high]
     pos = p.encode(np.array(vals))
-    return [(float(u), _tick_label(v, p.scale == "log")) for u, v in zip(pos, vals, strict=True)]
+    return list(zip(map(float, pos), _tick_labels(vals, p.scale == "log"), strict=True))
 
 
 def _param_positions(p: Numeric | Categorical, rs: Sequence[TrialLike],
@@ -106,7 +113,7 @@ def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, si
         return message_figure(title, subtitle, "No completed trial yet.")
     rng = np.random.default_rng(seed)
     d = space.dim
-    fig = figure(max(8.0, 1.7 * (d + 1) + 2.5), 5.2)
+    fig = figure(min(14.0, max(8.0, 1.5 * (d + 1) + 2.5)), 5.2)
     ax = fig.add_subplot()
     cols = np.column_stack([_param_positions(p, done, rng) for p in space.params])
     values = [float(r.value) for r in done]  # type: ignore[arg-type]
@@ -145,8 +152,7 @@ def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, si
               [v for v in MaxNLocator(5).tick_values(lo, hi) if lo <= v <= hi] or [lo])
     wt = warp_values(vticks, scale, thresh)
     tpos = (wt - wlo) / (whi - wlo) if whi > wlo else np.full(len(wt), 0.5)
-    obj_ticks = [(float(u), _tick_label(v, False)) for u, v in zip(tpos, vticks,
-                                                                            strict=True)]
+    obj_ticks = list(zip(map(float, tpos), _tick_labels(vticks, False), strict=True))
     _draw_axis(ax, d, obj_ticks + ([(failed_y, "failed")] if failed else []))
     ax.set_xticks(xs, [param_label(p) for p in space.params] + [metric],
                   rotation=20 if d > 5 else 0)

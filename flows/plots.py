@@ -36,7 +36,7 @@ from amtune.flows.plot_common import (
     param_label,
     png_bytes,
     ranked,
-    set_param_axis,
+    set_param_xaxis,
 )
 from amtune.flows.plot_importance import importance_figure
 from amtune.flows.plot_parallel import parallel_figure
@@ -159,7 +159,7 @@ def slices_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign
         ax.scatter([bx], [best.value], marker="*", s=200, color=BEST_COLOR, edgecolor="white",
                    linewidths=0.8, zorder=5)
         _failed_marks(ax, list(_positions(space, p.name, failed, seed + j)), sign, None)
-        set_param_axis(ax, "x", p)
+        set_param_xaxis(ax, p)
         ax.set_xlabel(param_label(p))
         ax.grid(alpha=0.3)
         if j % ncols == 0:

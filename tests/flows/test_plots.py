@@ -141,11 +141,26 @@ def test_convergence_marks_failed_stopped_and_best_so_far():
     assert "synthetic" in " ".join(t.get_text() for t in fig.texts)
 
 
-def test_best_so_far_rises_when_maximising():
-    records = synthetic_study(sign=-1.0)
-    ax = convergence_figure(records, **_kw(records, -1.0)).axes[0]
+@pytest.mark.parametrize(("sign", "edge"), [(1.0, "top"), (-1.0, "bottom")])
+def test_best_so_far_and_failed_marks_follow_the_direction(sign, edge):
+    records = synthetic_study(sign=sign)
+    ax = convergence_figure(records, **_kw(records, sign)).axes[0]
     (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "best so far"]
-    assert np.all(np.diff(np.asarray(line.get_ydata(), float)) >= 0)
+    steps = np.diff(np.asarray(line.get_ydata(), float))
+    assert np.all(sign * steps <= 0) and np.any(steps != 0)
+    (failed,) = [c for c in ax.collections if c.get_label() == "failed (no value)"]
+    y = failed.get_offsets()[:, 1]  # axes coordinates: on the worst edge, away from the best
+    assert np.all(y > 0.9) if edge == "top" else np.all(y < 0.1)
+
+
+def test_the_store_record_satisfies_the_plots():
+    from amtune.tasks.store.schema import TrialRecord
+
+    records = [TrialRecord(number=r.number, round=r.round, status=r.status, run_id=r.run_id,
+                           params=r.params, value=r.value, reason=r.reason)
+               for r in synthetic_study(8)]
+    ax = convergence_figure(records, **_kw(records)).axes[0]
+    assert ax.get_xlabel() == "trial number"
 
 
 @pytest.mark.parametrize(("driver", "other"), [("lr", "dead"), ("dead", "lr")])
@@ -185,9 +200,29 @@ def test_slices_use_the_space_scales():
     fig = slices_figure(records, space=SPACE, **_kw(records))
     axes = {a.get_xlabel(): a for a in fig.axes if a.get_xlabel()}
     assert axes["lr (log)"].get_xscale() == "log"
+    assert axes["lr (log)"].get_xlim()[0] < 1e-5 and axes["lr (log)"].get_xlim()[1] > 1e-1
     assert axes["layers"].get_xscale() == "linear"
     assert [t.get_text() for t in axes["opt"].get_xticklabels()] == ["adam", "sgd", "rmsprop"]
     assert axes["lr (log)"].get_yscale() == "log"  # shared objective axis, spans decades
+
+
+def test_slices_of_reverse_log_and_long_categories():
+    space = SearchSpace.from_dict({
+        "momentum": {"type": "float", "low": 0.5, "high": 0.999, "scale": "reverse_log"},
+        "schedule": {"type": "categorical", "values": ["constant_with_warmup", "cosine"]},
+    })
+    rng = np.random.default_rng(0)
+    records = [Rec(i, "completed", space.decode(rng.uniform(size=2)), float(i + 1))
+               for i in range(6)]
+    fig = slices_figure(records, space=space, **_kw(records))
+    axes = {a.get_xlabel(): a for a in fig.axes if a.get_xlabel()}
+    ax = axes["momentum (reverse log)"]
+    assert ax.get_xscale() == "function"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "0.9", "0.99", "0.999"]
+    lo, hi = ax.get_xlim()
+    assert lo < 0.5 and 0.999 < hi < 0.9999  # the range, padded in the axis' own scale
+    labels = [t.get_text() for t in axes["schedule"].get_xticklabels()]
+    assert labels == ["constant_with_w…", "cosine"]
 
 
 def test_parallel_axes_are_laid_out_in_the_space_scale():
