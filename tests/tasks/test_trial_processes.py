@@ -77,16 +77,17 @@ def start_group(argv: list[str], token: str) -> int:
     return proc.pid
 
 
-# The runner: a trial started from a worker thread (as Prefect's thread pool does), while
-# another thread comes and goes; it says what it was told at the start, then waits.
+# The runner: a trial started from a worker thread, either of a plain thread pool or of
+# Prefect's task runner in a real flow, while another thread comes and goes; it says
+# what it was told at the start, then waits for the trial.
 RUNNER = textwrap.dedent("""
     import json, sys, threading
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
     from amtune.tasks.runners.objective import run_objective
 
-    out, sibling_done = sys.argv[1], sys.argv[2]
-    objective = SimpleNamespace(function=None, command=json.loads(sys.argv[3]), metric="acc",
+    mode, out, sibling_done = sys.argv[1], sys.argv[2], sys.argv[3]
+    objective = SimpleNamespace(function=None, command=json.loads(sys.argv[4]), metric="acc",
                                 metrics=[SimpleNamespace(name="acc", regex="acc=(\\\\S+)")])
 
     def told(p):
@@ -96,20 +97,37 @@ RUNNER = textwrap.dedent("""
     def sibling():
         open(sibling_done, "w").close()
 
-    with ThreadPoolExecutor(2) as pool:
-        trial = pool.submit(run_objective, objective, {}, on_start=told)
+    def trial():
         t = threading.Thread(target=sibling)
         t.start()
         t.join()
-        trial.result()
+        return run_objective(objective, {}, on_start=told)
+
+    if mode == "threads":
+        with ThreadPoolExecutor(2) as pool:
+            pool.submit(trial).result()
+    else:
+        from prefect import flow, task
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+        def runner():
+            task(trial).submit().result()
+
+        runner()
 """)
 
 
 @linux_only
-def test_a_runner_killed_with_sigkill_leaves_no_trial_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["threads", "prefect"])
+def test_a_runner_killed_with_sigkill_leaves_no_trial_process(
+        mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    env = dict(os.environ)
+    if mode == "prefect":
+        env["PREFECT_API_URL"] = request.getfixturevalue("prefect_api")
     told, sibling = tmp_path / "told.json", tmp_path / "sibling"
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(told), str(sibling),
-                               json.dumps(HUNG)], cwd=ROOT)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, mode, str(told), str(sibling),
+                               json.dumps(HUNG)], cwd=ROOT, env=env)
     try:
         until(lambda: told.exists() and told.stat().st_size > 0 and sibling.exists(),
               "the trial started")
@@ -128,7 +146,7 @@ def test_a_runner_killed_with_sigkill_leaves_no_trial_process(tmp_path: Path) ->
         if runner.poll() is None:
             runner.kill()
             runner.wait()
-        if told.exists():
+        if told.exists() and told.stat().st_size > 0:
             end_process_group(json.loads(told.read_text())["pid"], this_host())
 
 
