@@ -135,6 +135,7 @@ def slices_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign
     usable = [r for r in records if set(space.names) <= set(r.params)]
     done = completed(usable)
     failed = [r for r in usable if r.status == "failed"]
+    stopped = [r for r in usable if r.status == "stopped" and has_value(r)]
     title = f"Slices of {study}"
     subtitle = (f"{metric} ({direction(sign)}) against each parameter · {_counts(usable)} · "
                 "colour: trial number")
@@ -154,10 +155,12 @@ def slices_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign
         x = _positions(space, p.name, done, seed + j)
         sc = ax.scatter(x, ys, c=numbers, cmap="viridis", vmin=0, vmax=max(vmax, 1), s=24,
                         alpha=0.85, edgecolors="none", zorder=3)
-        bx = _positions(space, p.name, [best], seed)[0] if isinstance(p, Categorical) \
-            else float(best.params[p.name])
-        ax.scatter([bx], [best.value], marker="*", s=200, color=BEST_COLOR, edgecolor="white",
-                   linewidths=0.8, zorder=5)
+        if stopped:
+            ax.scatter(_positions(space, p.name, stopped, seed + 100 + j),
+                       [r.value for r in stopped], s=26, marker="v", facecolors="none",
+                       edgecolors=STOPPED_COLOR, zorder=3)
+        ax.scatter([x[done.index(best)]], [best.value], marker="*", s=200, color=BEST_COLOR,
+                   edgecolor="white", linewidths=0.8, zorder=5)
         _failed_marks(ax, list(_positions(space, p.name, failed, seed + j)), sign, None)
         set_param_xaxis(ax, p)
         ax.set_xlabel(param_label(p))
@@ -169,7 +172,9 @@ def slices_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign
         axes[0][0].margins(y=0.12)
     for j in range(space.dim, nrows * ncols):
         axes[j // ncols][j % ncols].set_axis_off()
-    header(fig, title, subtitle + (" · red x: failed" if failed else "") + " · star: best")
+    keys = [" · red x: failed" if failed else "", " · open triangle: stopped (last value)"
+            if stopped else "", " · star: best"]
+    header(fig, title, subtitle + "".join(keys))
     if sc is not None:
         bar = fig.colorbar(sc, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
         bar.set_label("trial number")
