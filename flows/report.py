@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from amtune.flows.plot_common import TrialLike, direction, fmt, ranked
-from amtune.flows.plots import PLOT_FILES, render_plots
+from amtune.flows.plots import PLOT_FILES, make_plots, render_plots
 from amtune.strategies import SearchSpace
 
 RunUrl = Callable[[str], str]
@@ -198,3 +198,24 @@ def write_report(path: Path, records: Sequence[TrialLike], *, study: str, metric
                                   study_url=study_url, plots=plots, top_k=top_k, seed=seed),
                     encoding="utf-8")
     return path
+
+
+def mlflow_run_url(base: str, experiment_id: str) -> RunUrl:
+    """Links to runs in an MLflow UI at ``base`` (``http://127.0.0.1:5000``)."""
+    root = base.rstrip("/")
+    return lambda run_id: f"{root}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def study_files(directory: Path, records: Sequence[TrialLike], *, study: str, metric: str,
+                sign: float, space: SearchSpace, reason: str | None,
+                strategy: str | None = None, run_url: RunUrl | None = None,
+                study_url: str | None = None, seed: int = 0) -> dict[str, Path]:
+    """The four plots and the report, drawn once, as artifact path -> local file
+    (``plots/convergence.png``, ..., ``report.html``): what the parent run carries."""
+    directory = Path(directory)
+    paths = make_plots(directory / "plots", records, study=study, metric=metric, sign=sign,
+                       space=space, seed=seed)
+    report = write_report(directory / "report.html", records, study=study, metric=metric,
+                          sign=sign, space=space, reason=reason, strategy=strategy,
+                          run_url=run_url, study_url=study_url, plots=paths, seed=seed)
+    return {**{f"plots/{p.name}": p for p in paths}, "report.html": report}

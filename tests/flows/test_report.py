@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 from amtune.flows.plot_common import fmt
 from amtune.flows.plots import PLOT_FILES, make_plots
-from amtune.flows.report import render_report, write_report
+from amtune.flows.report import mlflow_run_url, render_report, study_files, write_report
 from tests.flows.test_plots import DIVERGED, PNG_MAGIC, SPACE, synthetic_study
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "area", "base", "source", "wbr"}
@@ -125,3 +125,16 @@ def test_report_of_a_study_where_everything_failed_is_still_a_page():
     text = " ".join(p.text)
     assert "No trial has completed." in text and "too many trials failed" in text
     assert len(p.images) == len(PLOT_FILES)
+
+
+def test_study_files_are_the_parent_runs_artifacts(tmp_path):
+    records = synthetic_study(10)
+    files = study_files(tmp_path, records, reason="max_trials",
+                        run_url=mlflow_run_url("http://127.0.0.1:5000/", "7"), **_kw())
+    assert list(files) == [f"plots/{n}" for n in PLOT_FILES] + ["report.html"]
+    assert all(p.is_file() and p.is_relative_to(tmp_path) for p in files.values())
+    page = parse(files["report.html"].read_text(encoding="utf-8"))
+    inline = {base64.b64decode(s.split(",", 1)[1]) for s in page.images}
+    assert inline == {files[f"plots/{n}"].read_bytes() for n in PLOT_FILES}
+    best = min((r for r in records if r.status == "completed"), key=lambda r: r.value)
+    assert f"http://127.0.0.1:5000/#/experiments/7/runs/{best.run_id}" in page.links
