@@ -1,12 +1,17 @@
 """One round: read the history from MLflow, propose a batch, run it in parallel.
 
-A failed trial never fails its round: its task run ends Failed (so Prefect and
-MLflow agree) and the round records it as a failed trial instead of raising.
+A round is a Prefect subflow ``round-<k>``. Rounds overlap: the study loop
+(``flows/loop.py``) starts the next one as soon as a slot frees, in a thread of its
+own, so a round's slow trial no longer holds up the others. A failed trial never
+fails its round: its task run ends Failed (so Prefect and MLflow agree) and the
+round records it as a failed trial instead of raising.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextvars
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prefect import flow, unmapped
@@ -26,37 +31,86 @@ from amtune.tasks.store.study import StudyStore
 from amtune.tasks.trial import trial_task
 
 
+class Slots:
+    """Trials in flight across all rounds, and the ones that ended since the last look.
+
+    The study loop waits here; rounds report each planned batch and each trial that
+    ends. ``__slots__`` (no ``__dict__``) also keeps Prefect from walking it when it
+    records the round's parameters.
+    """
+
+    __slots__ = ("_cond", "ended", "in_flight", "planning")
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.in_flight = 0
+        self.planning = 0  # rounds that have not planned their batch yet
+        self.ended: list[TrialRecord] = []
+
+    def take(self, n: int) -> None:
+        with self._cond:
+            self.in_flight += n
+            self.planning += 1
+
+    def planned(self, asked: int, got: int) -> None:
+        with self._cond:
+            self.in_flight -= asked - got
+            self.planning -= 1
+            self._cond.notify_all()
+
+    def ended_trial(self, record: TrialRecord) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            self.ended.append(record)
+            self._cond.notify_all()
+
+    def wait(self, timeout_s: float) -> None:
+        """Until something changed (a trial ended, a batch was planned) or the timeout."""
+        with self._cond:
+            self._cond.wait(timeout_s)
+
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def drain(self) -> list[TrialRecord]:
+        with self._cond:
+            out, self.ended = self.ended, []
+            return out
+
+
 @dataclass
 class RoundResult:
-    history: list[TrialRecord]  # as read at the start of the round, plus this round's trials
     proposed: int
     trials: list[TrialRecord] = field(default_factory=list)
 
 
-OnTrial = Callable[[TrialRecord], None]
-
-
 @flow(name="round", validate_parameters=False, persist_result=False, log_prints=False)
-def round_flow(spec: StudySpec, store: StudyStore, k: int, n: int,
-               prior: tuple[Trial, ...] = (), on_trial: OnTrial | None = None) -> RoundResult:
-    history = load_history(store)
-    planned = propose_batch(spec, store, history, n, k, prior)
+def round_flow(spec: StudySpec, store: StudyStore, k: int, n: int, slots: Slots,
+               prior: tuple[Trial, ...] = ()) -> RoundResult:
+    """Propose ``n`` trials from the history as MLflow holds it (trials in flight in other
+    rounds included) and run them; each trial is reported to ``slots`` as it ends."""
+    try:
+        history = load_history.submit(store)
+        proposal = propose_batch.submit(spec, store, history, n, k, prior)
+        planned = proposal.result()
+    except BaseException:
+        slots.planned(n, 0)
+        raise
+    slots.planned(n, len(planned))
     if not planned:
-        return RoundResult(history, 0)
+        return RoundResult(0)
     futures = trial_task(spec).map(
         unmapped(spec), unmapped(store), [p.number for p in planned], unmapped(k),
-        [p.run_id for p in planned], [p.params for p in planned])
+        [p.run_id for p in planned], [p.params for p in planned], wait_for=[proposal])
     by_future = {id(f): p for f, p in zip(futures, planned, strict=True)}
     done: list[TrialRecord] = []
     for fut in as_completed(list(futures)):
         rec = _record(fut, by_future[id(fut)])
         store.remember(rec)
         done.append(rec)
-        if on_trial is not None:
-            on_trial(rec)
-    done.sort(key=lambda r: r.number)
-    ran = {r.run_id for r in done}
-    return RoundResult([r for r in history if r.run_id not in ran] + done, len(planned), done)
+        slots.ended_trial(rec)
+    return RoundResult(len(planned), sorted(done, key=lambda r: r.number))
 
 
 def _record(fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> TrialRecord:
@@ -71,27 +125,45 @@ def _record(fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> TrialRecord:
                        params=dict(plan.params), reason=reason)
 
 
-class RoundRunner:
-    """Starts round subflows for one study, each named ``round-<k>``.
+def without_heartbeat() -> SettingsContext:
+    """The current Prefect settings with the flow heartbeat off, as a context to enter.
 
-    Rounds run without their flow-run heartbeat: Prefect joins the heartbeat thread
-    at the end of every flow run, and the thread sleeps in 1 s steps, so each round
-    paid up to a second (an empty subflow: ~1.2 s with it, ~0.35 s without).
-    Heartbeats detect crashed flow runs; the study flow around the rounds keeps its
-    own. The settings copy is built once per study: ``temporary_settings`` costs
-    ~40 ms, entering a ready copy ~0.1 ms.
+    Prefect joins the heartbeat thread at the end of every flow run, and the thread
+    sleeps in 1 s steps, so each round paid up to a second (an empty subflow: ~1.2 s
+    with it, ~0.35 s without). Heartbeats detect crashed flow runs; the study flow
+    around the rounds keeps its own. Building the copy costs ~40 ms, so a study
+    builds it once (``RoundRunner``); entering it costs ~0.1 ms.
     """
+    ctx = get_settings_context()
+    return SettingsContext(profile=ctx.profile, settings=ctx.settings.copy_with_update(
+        updates={"flows.heartbeat_frequency": None}))
 
-    def __init__(self, spec: StudySpec, store: StudyStore, prior: tuple[Trial, ...] = (),
-                 on_trial: OnTrial | None = None) -> None:
-        self.spec, self.store, self.prior, self.on_trial = spec, store, prior, on_trial
-        ctx = get_settings_context()
-        self._quiet = SettingsContext(profile=ctx.profile, settings=ctx.settings.copy_with_update(
-            updates={"flows.heartbeat_frequency": None}))
+
+class RoundRunner:
+    """Starts one study's round subflows, each in a thread of its own."""
+
+    def __init__(self, spec: StudySpec, store: StudyStore, slots: Slots,
+                 prior: tuple[Trial, ...] = ()) -> None:
+        self.spec, self.store, self.slots, self.prior = spec, store, slots, prior
+        self._quiet = without_heartbeat()
         ex = spec.execution
         self._runner = make_task_runner(ex.task_runner, ex.address, spec.budget.max_parallel)
+        self._pool = ThreadPoolExecutor(max_workers=spec.budget.max_parallel,
+                                        thread_name_prefix="amtune-round")
 
-    def run(self, k: int, n: int) -> RoundResult:
+    def start(self, k: int, n: int) -> Future[RoundResult]:
+        """Round ``k`` for ``n`` slots, in the background; the caller took the slots."""
+        self.slots.take(n)
+        ctx = contextvars.copy_context()  # the study's flow run: rounds are its subflows
+        fut = self._pool.submit(ctx.run, self._run, k, n)
+        fut.add_done_callback(lambda _: self.slots.notify())
+        return fut
+
+    def _run(self, k: int, n: int) -> RoundResult:
         sub = round_flow.with_options(flow_run_name=f"round-{k}", task_runner=self._runner)
-        with self._quiet:
-            return sub(self.spec, self.store, k, n, self.prior, self.on_trial)
+        q = self._quiet  # a context object is entered once at a time: one per round
+        with SettingsContext(profile=q.profile, settings=q.settings):
+            return sub(self.spec, self.store, k, n, self.slots, self.prior)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

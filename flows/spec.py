@@ -99,6 +99,9 @@ class Execution(_Model):
     """Where trials run: Prefect's thread pool, or a Dask cluster (see flows/execution.py)."""
 
     task_runner: Literal["threads", "dask"] = "threads"
+    # async: a round starts as soon as a slot frees; barrier: once the last round ended
+    # (the same seed gives the same trials). See flows/loop.py.
+    rounds: Literal["async", "barrier"] = "async"
     address: str | None = Field(default=None, pattern=r"^[a-z]+://\S+:\d+$")
 
     @model_validator(mode="after")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from typing import Any
 from prefect import Flow
 
 from amtune.flows import defaults, schedule, summary
-from amtune.flows.completion import stop_reason
+from amtune.flows.loop import run_rounds
 from amtune.flows.progress import Reporter
-from amtune.flows.rounds import RoundRunner
 from amtune.flows.spec import SpecError, StudySpec
 from amtune.flows.warm import warm_history
 from amtune.strategies import Trial
@@ -146,7 +144,7 @@ def _study(spec: dict[str, Any] | str, max_trials: int | None = None,
     records, prior, heartbeat = open_study(s, store)
     try:
         with heartbeat:
-            reason, records = _run_rounds(s, store, records, prior, heartbeat, reporter)
+            reason, records = _run(s, store, records, prior, heartbeat, reporter)
     except BaseException:
         # Stopped (outage, Ctrl-C, a bug): give the study back so a rerun in this
         # process, or another runner, can resume it at once. Best effort: the
@@ -166,6 +164,22 @@ def _study(spec: dict[str, Any] | str, max_trials: int | None = None,
         parent_run_id=str(store.parent_id), experiment_id=str(store.experiment_id))
 
 
+def _run(s: StudySpec, store: StudyStore, records: list[TrialRecord], prior: tuple[Trial, ...],
+         heartbeat: Heartbeat, reporter: Reporter | None) -> tuple[str, list[TrialRecord]]:
+    if reporter is not None:
+        reporter.total = s.budget.max_trials
+        reporter.begin(records)
+    art = summary.start_progress(s.name)
+
+    def show(rs: list[TrialRecord]) -> None:
+        summary.update_progress(art, len(counted(rs)), s.budget.max_trials)
+
+    reason, records = run_rounds(s, store, records, prior, heartbeat, on_round=show,
+                                 on_trial=reporter.trial if reporter else None)
+    show(records)
+    return reason, records
+
+
 class StudyFlow(Flow[..., StudyResult]):
     """The study flow; called from Python, it brings amtune's quiet defaults along."""
 
@@ -176,37 +190,3 @@ class StudyFlow(Flow[..., StudyResult]):
 
 study_flow = StudyFlow(_study, name="amtune-study", flow_run_name=_run_name,
                        persist_result=False, log_prints=False, validate_parameters=False)
-
-
-def _run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
-                prior: tuple[Trial, ...], heartbeat: Heartbeat, reporter: Reporter | None
-                ) -> tuple[str, list[TrialRecord]]:
-    """Rounds until a completion criterion holds; returns the reason and the history."""
-    b = s.budget
-    start = time.monotonic()
-    k = max((r.round for r in records), default=-1) + 1
-    if reporter is not None:
-        reporter.total = b.max_trials
-        reporter.begin(records)
-    rounds = RoundRunner(s, store, prior, reporter.trial if reporter is not None else None)
-    art = summary.start_progress(s.name)
-    while True:
-        heartbeat.check(s.name)  # another runner took the study over: stop, run nothing twice
-        reason = stop_reason(records, sign=s.sign, max_trials=b.max_trials,
-                             max_runtime_s=b.max_runtime_s, elapsed_s=time.monotonic() - start,
-                             target=b.target, patience=b.patience,
-                             max_failed_trials=b.max_failed_trials)
-        if reason is not None:
-            break
-        done = counted(records)
-        n = min(b.max_parallel, b.max_trials - len(done))
-        if b.max_failed_trials is not None:  # never run past the failure limit
-            n = min(n, b.max_failed_trials - sum(r.status == "failed" for r in done))
-        result = rounds.run(k, n)
-        records = [r for r in result.history if r.status != "running"]
-        k += 1
-        summary.update_progress(art, len(counted(records)), b.max_trials)
-        if result.proposed == 0:
-            reason = "space_exhausted"
-            break
-    return reason, records

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from amtune.flows.study import study_flow
 from mlflow.tracking import MlflowClient
 
+from amtune.flows.study import study_flow
 from tests.conftest import Runner, cli_env
 from tests.flows.helpers import counted, spec, study_runs
 from tests.flows.objectives import loss

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from amtune.flows.study import study_flow
-from amtune.flows.summary import artifact_key
 from mlflow.tracking import MlflowClient
 from prefect import tags
 from prefect.artifacts import Artifact
 
+from amtune.flows.study import study_flow
+from amtune.flows.summary import artifact_key
 from tests.flows.helpers import counted, spec, study_runs
 from tests.flows.objectives import loss
 

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import pytest
+
 from amtune.strategies import (
     Categorical,
     SearchSpace,
@@ -89,7 +90,7 @@ def test_proposals_are_in_bounds_with_declared_types(name: str) -> None:
 
 @names
 def test_categoricals_come_from_the_list_with_their_types(name: str) -> None:
-    space = SearchSpace.from_dict({"c": {"type": "categorical", "values": ["1", 1, True, 2.5]},
+    space = SearchSpace.from_dict({"c": {"type": "categorical", "values": ["one", 2, True, 2.5]},
                                    "y": {"type": "float", "low": 0, "high": 1}})
     strategy = make_strategy(name, space, seed=1, **OPTIONS.get(name, {}))
     past: list[Trial] = []
