@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
-from amtune.strategies import Categorical, Numeric
+from amtune.strategies import Categorical, Numeric, SearchSpace
 
 ValueScale = Literal["linear", "log", "symlog"]
 DECADES = 2.0  # values spanning this many decades get a log axis
@@ -74,6 +74,19 @@ def completed(records: Iterable[TrialLike]) -> list[TrialLike]:
 def ranked(records: Iterable[TrialLike], sign: float) -> list[TrialLike]:
     """Completed trials, best first (ties to the earlier trial)."""
     return sorted(completed(records), key=lambda r: (sign * float(r.value or 0.0), r.number))
+
+
+def in_space(records: Iterable[TrialLike], space: SearchSpace) -> list[TrialLike]:
+    """Trials whose params the space can place: not a killed run without params, nor a
+    category the space no longer has (a study resumed with an edited space)."""
+    out = []
+    for r in records:
+        try:
+            space.encode(r.params)
+        except (ValueError, TypeError):  # SpaceError is a ValueError
+            continue
+        out.append(r)
+    return out
 
 
 def value_scale(values: Sequence[float], sign: float = 1.0) -> ValueScale:

@@ -25,6 +25,7 @@ from amtune.flows.plot_common import (
     direction,
     figure,
     header,
+    in_space,
     message_figure,
     symlog_threshold,
     value_scale,
@@ -57,7 +58,7 @@ def parameter_importance(records: Sequence[TrialLike], space: SearchSpace, *, si
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
 
-    done = [r for r in completed(records) if set(space.names) <= set(r.params)]
+    done = in_space(completed(records), space)
     if len(done) < MIN_TRIALS:
         return None
     values = [float(r.value) for r in done]  # type: ignore[arg-type]

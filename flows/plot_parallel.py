@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize, SymLogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator
@@ -28,9 +29,9 @@ from amtune.flows.plot_common import (
     figure,
     fmt,
     header,
+    in_space,
     message_figure,
     param_label,
-    plain_log_labels,
     ranked,
     reverse_log_ticks,
     short,
@@ -88,7 +89,12 @@ def _param_positions(p: Numeric | Categorical, rs: Sequence[TrialLike],
     if isinstance(p, Categorical):
         idx = np.array([p.index(r.params[p.name]) for r in rs], float)
         return (idx + 0.5 + rng.uniform(-0.25, 0.25, len(rs))) / p.n_values
-    return p.encode(np.array([float(r.params[p.name]) for r in rs]))
+    v = np.array([float(r.params[p.name]) for r in rs])
+    u = p.encode(v)
+    if p.kind == "int" and (p.n_values or 0) <= 30:  # spread lines over the value's cell
+        cell = p.encode(v + 0.5) - p.encode(v - 0.5)
+        u = u + rng.uniform(-0.25, 0.25, len(rs)) * cell
+    return u
 
 
 def _draw_axis(ax: Axes, x: float, ticks: Ticks) -> None:
@@ -102,7 +108,7 @@ def _draw_axis(ax: Axes, x: float, ticks: Ticks) -> None:
 
 def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign: float,
                     space: SearchSpace, seed: int = 0) -> Figure:
-    usable = [r for r in records if set(space.names) <= set(r.params)]
+    usable = in_space(records, space)
     done = ranked(usable, sign)[::-1]  # worst first, so the best lines are drawn on top
     failed = [r for r in usable if r.status == "failed"]
     title = f"Parallel coordinates of {study}"
@@ -133,18 +139,22 @@ def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, si
     cmap = colormaps["viridis" if sign > 0 else "viridis_r"]
     xs = np.arange(d + 1)
     n = len(done)
-    for i, r in enumerate(done):
-        ys = [*cols[i], obj[i]]
-        is_best = i == n - 1
-        ax.plot(xs, ys, color=BEST_COLOR if is_best else cmap(norm(values[i])),
-                lw=2.6 if is_best else 1.2, alpha=1.0 if is_best else 0.3 + 0.6 * i / max(n, 1),
-                zorder=5 if is_best else 2, label=f"best: trial {r.number}" if is_best else None)
+    # One collection for all lines (drawn in order: worst first), fast for thousands.
+    ys = np.column_stack([cols, obj])
+    rgba = cmap(norm(np.array(values)))
+    # Many trials: fainter and thinner lines, the best ones still stand out.
+    floor = 0.3 if n <= 50 else max(0.04, 15 / n)
+    rgba[:, 3] = floor + (0.9 - floor) * (np.arange(n) / max(n, 1)) ** (1 if n <= 50 else 2)
+    ax.add_collection(LineCollection([np.column_stack([xs, y]) for y in ys[:-1]], zorder=2,
+                                     colors=rgba[:-1], linewidths=1.2 if n <= 200 else 0.7))
+    ax.plot(xs, ys[-1], color=BEST_COLOR, lw=2.6, zorder=5, label=f"best: trial {done[-1].number}")
     failed_y = 1 + FAILED_GAP if sign > 0 else -FAILED_GAP  # low values at the bottom
     if failed:
         fcols = np.column_stack([_param_positions(p, failed, rng) for p in space.params])
-        for row in fcols:
-            ax.plot(xs, [*row, failed_y], color=FAILED_COLOR, lw=0.9, ls="--", alpha=0.55,
-                    zorder=1)
+        ax.add_collection(LineCollection(
+            [np.column_stack([xs, [*row, failed_y]]) for row in fcols], colors=FAILED_COLOR,
+            linewidths=0.9, linestyles="--", alpha=min(0.55, max(0.12, 12 / len(failed))),
+            zorder=1))
         ax.scatter([d], [failed_y], marker="x", s=40, color=FAILED_COLOR, zorder=4)
     for j, p in enumerate(space.params):
         _draw_axis(ax, j, _param_ticks(p))
@@ -166,6 +176,6 @@ def parallel_figure(records: Sequence[TrialLike], *, study: str, metric: str, si
     header(fig, title, subtitle)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.03, pad=0.01)
     bar.set_label(metric)
-    if scale == "log":
-        plain_log_labels(bar.ax.yaxis)
+    bar.set_ticks(vticks, labels=_tick_labels(vticks, False))  # the objective axis' ticks
+    bar.ax.minorticks_off()
     return fig

@@ -32,6 +32,7 @@ from amtune.flows.plot_common import (
     fmt,
     has_value,
     header,
+    in_space,
     message_figure,
     param_label,
     png_bytes,
@@ -109,7 +110,7 @@ def convergence_figure(records: Sequence[TrialLike], *, study: str, metric: str,
     _failed_marks(ax, failed, sign, "failed (no value)")
     if failed:
         ax.margins(y=0.12)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_xlabel("trial number")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
@@ -132,7 +133,7 @@ def _positions(space: SearchSpace, name: str, rs: Sequence[TrialLike], seed: int
 def slices_figure(records: Sequence[TrialLike], *, study: str, metric: str, sign: float,
                   space: SearchSpace, seed: int = 0) -> Figure:
     """The objective against each parameter, one panel each, coloured by trial number."""
-    usable = [r for r in records if set(space.names) <= set(r.params)]
+    usable = in_space(records, space)
     done = completed(usable)
     failed = [r for r in usable if r.status == "failed"]
     stopped = [r for r in usable if r.status == "stopped" and has_value(r)]

@@ -244,3 +244,15 @@ def test_parallel_axes_are_laid_out_in_the_space_scale():
 def test_plots_without_completed_trials_are_messages_not_errors(records, tmp_path):
     for p in make_plots(tmp_path, records, space=SPACE, **_kw(records)):
         _png_size(p.read_bytes())
+
+
+def test_trials_the_space_cannot_place_are_left_out(tmp_path):
+    records = synthetic_study(12)
+    odd = [Rec(100, "killed", {}, reason="process died"),
+           Rec(101, "completed", {**records[0].params, "opt": "lion"}, 1e-6)]
+    fig = slices_figure([*records, *odd], space=SPACE, **_kw(records))
+    ax = next(a for a in fig.axes if a.get_xlabel() == "lr (log)")
+    n_done = sum(r.status == "completed" for r in records)
+    assert len(ax.collections[0].get_offsets()) == n_done  # not the unknown category's
+    for p in make_plots(tmp_path, [*records, *odd], space=SPACE, **_kw(records)):
+        _png_size(p.read_bytes())
