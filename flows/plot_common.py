@@ -1,8 +1,8 @@
 """What every study plot shares: the trial protocol, the objective's scale, axis helpers.
 
 The plots use matplotlib's object API (``Figure`` without pyplot): no global figure
-manager, no backend to choose, so plots can be drawn from worker threads of a running
-study without touching anyone else's matplotlib state.
+manager and no backend switch, so drawing them inside a study, in a notebook or a user's
+own script leaves that process's pyplot state (open figures, chosen backend) alone.
 """
 
 from __future__ import annotations
