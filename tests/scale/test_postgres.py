@@ -2,8 +2,8 @@
 
 The README's PostgreSQL command line, run for real against a throwaway cluster
 (see ``postgres_srv``), through the CLI a user runs. The server is killed with
-SIGKILL (a crash, not a clean stop) and started again on the same port and
-database in two ways:
+SIGKILL (a crash, not a clean stop), with a trial of the second round in flight,
+and started again on the same port and database, in two ways:
 
 - while the study runs: the study rides the outage out (``outage_timeout_s``) and
   ends on its own;
@@ -35,10 +35,28 @@ from tests.servers import MlflowServer, PostgresServer, child_env
 TRIALS = 12
 PARALLEL = 3
 DEADLINE_S = 240.0
+GATE_ENV = "AMTUNE_TEST_GATE"
 
 
-def paced_quad(params: dict[str, Any]) -> dict[str, float]:
-    """``quad`` taking 0.3 s: a study of 12 lasts long enough to be hit mid-way."""
+def gated_quad(params: dict[str, Any]) -> dict[str, float]:
+    """``quad`` behind a gate: the first round runs; later trials wait for ``release``.
+
+    The test crashes things while a trial of the second round is held here, so the
+    crash lands with trials in flight, never between rounds, without guessing at
+    timings. Each trial takes a numbered ticket (an exclusive file create, atomic
+    across threads and processes) on entry.
+    """
+    gate = Path(os.environ[GATE_ENV])
+    ticket = 0
+    while True:
+        try:
+            os.close(os.open(gate / f"ticket-{ticket}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            ticket += 1
+    deadline = time.monotonic() + DEADLINE_S  # never hang a run that lost its test
+    while ticket >= PARALLEL and not (gate / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(0.3)
     return quad(params)
 
@@ -52,32 +70,38 @@ def _trials(runs: list[Run]) -> list[Run]:
     return [r for r in runs if r.data.tags.get("amtune.role") != "study"]
 
 
-def _finished(client: MlflowClient, name: str) -> int:
-    return sum(r.info.status == "FINISHED" for r in _trials(_runs(client, name)))
-
-
 def _start_study(name: str, server: MlflowServer, prefect_api: str,
-                 tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+                 tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    """The spec file, the CLI command and environment that run it, and the trials' gate."""
     data = spec(name, server.url, budget={"max_trials": TRIALS, "max_parallel": PARALLEL},
                 tracking={"uri": server.url, "outage_timeout_s": 180})
-    data["objective"]["function"] = f"{__name__}:paced_quad"
+    data["objective"]["function"] = f"{__name__}:gated_quad"
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(data))
+    gate = tmp_path / "gate"
+    gate.mkdir()
     return ([sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
-            child_env(PREFECT_API_URL=prefect_api))
+            child_env(PREFECT_API_URL=prefect_api, **{GATE_ENV: gate}), gate)
 
 
-def _wait_mid_study(proc: subprocess.Popen[str], client: MlflowClient, name: str) -> int:
-    """Block until one round has finished; return the finished count (the study still runs)."""
+def _wait_mid_round(proc: subprocess.Popen[str], client: MlflowClient, name: str,
+                    gate: Path) -> int:
+    """Block until a round has finished and a later trial is RUNNING, held at the gate.
+
+    Returns the finished count.
+    """
     deadline = time.monotonic() + DEADLINE_S
-    while (n := _finished(client, name)) < PARALLEL:
+    while True:
+        if (gate / f"ticket-{PARALLEL}").exists():
+            status = [r.info.status for r in _trials(_runs(client, name))]
+            if status.count("FINISHED") >= PARALLEL and "RUNNING" in status:
+                return status.count("FINISHED")
         if proc.poll() is not None:
             out, err = proc.communicate()
-            pytest.fail(f"the study ended early ({proc.returncode})\n{out}\n{err}")
-        assert time.monotonic() < deadline, "no round finished"
+            pytest.fail(f"the study ended before it was interrupted ({proc.returncode})"
+                        f"\n{out}\n{err}")
+        assert time.monotonic() < deadline, "no trial reached the gate after a finished round"
         time.sleep(0.2)
-    assert n < TRIALS, "the study finished before it could be interrupted"
-    return n
 
 
 def _crash(server: MlflowServer) -> None:
@@ -122,15 +146,16 @@ def test_study_rides_out_a_postgres_backed_server_crash(
         prefect_api: str, mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer,
         tmp_path: Path) -> None:
     name = "pg-server-crash"
-    argv, env = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
+    argv, env, gate = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
     client = MlflowClient(mlflow_pg_srv.url)
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        n = _wait_mid_study(proc, client, name)
+        n = _wait_mid_round(proc, client, name, gate)
         _crash(mlflow_pg_srv)
+        (gate / "release").touch()  # the held trials end while the server is down
         seconds = mlflow_pg_srv.start()
-        print(f"\nserver crashed after {n} finished trials, back in {seconds:.1f} s")
+        print(f"\nserver crashed with {n} trials finished, back in {seconds:.1f} s")
         assert proc.poll() is None, "the study gave up during the outage"
         out, err = proc.communicate(timeout=DEADLINE_S)
     finally:
@@ -149,22 +174,24 @@ def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
         prefect_api: str, mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer,
         tmp_path: Path) -> None:
     name = "pg-resume"
-    argv, env = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
+    argv, env, gate = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
     client = MlflowClient(mlflow_pg_srv.url)
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_mid_study(proc, client, name)
+        _wait_mid_round(proc, client, name, gate)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the study crashes first...
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the study crashes first...
+            proc.wait(timeout=30)
     before = _trials(_runs(client, name))
     kept = {r.info.run_id for r in before if r.info.status == "FINISHED"}
     stale = {r.info.run_id for r in before if r.info.status == "RUNNING"}
-    assert PARALLEL <= len(kept) < TRIALS
+    assert PARALLEL <= len(kept) < TRIALS and stale
     print(f"\nstudy killed with {len(kept)} trials finished and {len(stale)} running")
     _crash(mlflow_pg_srv)  # ...then the tracking server
     mlflow_pg_srv.start()
+    (gate / "release").touch()  # the resumed study runs freely
 
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=DEADLINE_S)
