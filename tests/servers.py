@@ -408,7 +408,7 @@ class PostgresServer:
     bindir: Path
     log_path: Path
     port: int = field(default_factory=free_port)
-    user: str = "amtune"
+    user: str = "mlflow"
     password: str = field(default_factory=lambda: secrets.token_hex(12))
     database: str = "mlflow"
     service: Service | None = None
@@ -454,13 +454,14 @@ class PostgresServer:
         return self.startup_s
 
     def create_database(self) -> None:
-        """The login role and its database, made over the unix socket (trusted, local)."""
-        sql = (f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}';",
-               f"CREATE DATABASE {self.database} OWNER {self.user};")
-        psql = [self.bindir / "psql", "-h", self.root, "-p", str(self.port), "-U", "postgres",
-                "-d", "postgres", "-v", "ON_ERROR_STOP=1"]
-        for statement in sql:
-            self._run(*psql, "-c", statement)
+        """The login role and its database: the README's ``psql`` line, over the unix socket.
+
+        Each ``-c`` runs on its own (CREATE DATABASE cannot run inside a transaction).
+        """
+        self._run(self.bindir / "psql", "-h", self.root, "-p", str(self.port), "-U", "postgres",
+                  "-v", "ON_ERROR_STOP=1",
+                  "-c", f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}'",
+                  "-c", f"CREATE DATABASE {self.database} OWNER {self.user}")
 
     def stop(self) -> None:
         """A fast shutdown (sessions are ended, nothing is left to recover), then the group."""
