@@ -1,0 +1,110 @@
+"""Slot utilisation when trial durations differ: amtune async, amtune barrier, Optuna.
+
+    python -m benchmarks.utilisation                  # 40 trials, max_parallel 4
+    python -m benchmarks.utilisation --trials 80 --parallel 8 --only async,optuna
+
+Each trial sleeps for a time set by its parameter (``0.2 + 1.8 * x`` seconds, x in
+[0, 1]), as real training runs differ with their hyperparameters. Utilisation is
+busy trial-seconds / (max_parallel x span), the span running from the first trial's
+start to the last trial's end, measured by the trials themselves, so each tool's
+one-off start-up and summary are left out. All contenders run in one process, one
+after the other, each with its own fresh MLflow SQLite store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from amtune.flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env before it loads)
+
+_SPANS: list[tuple[float, float]] = []  # (start, end) of every trial of the current run
+_LOCK = threading.Lock()
+
+
+def sleepy(params: dict[str, Any]) -> float:
+    """The objective: sleeps ``0.2 + 1.8 x`` seconds and says when it ran."""
+    start = time.time()
+    time.sleep(0.2 + 1.8 * float(params["x"]))
+    with _LOCK:
+        _SPANS.append((start, time.time()))
+    return float(params["x"])
+
+
+def run_amtune(uri: str, n: int, parallel: int, rounds: str) -> int:
+    from amtune.flows.study import study_flow
+
+    r = study_flow(spec={
+        "name": f"util-{rounds}", "objective": {"function": "benchmarks.utilisation:sleepy",
+                                                "metric": "value"},
+        "parameters": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "strategy": {"name": "random"}, "budget": {"max_trials": n, "max_parallel": parallel},
+        "execution": {"rounds": rounds}, "seed": 0, "tracking": {"uri": uri}})
+    assert r.trials == n and r.failed == 0, r
+    return n
+
+
+def run_optuna(n: int, parallel: int) -> int:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    from benchmarks.utilisation import sleepy as objective
+
+    study.optimize(lambda t: objective({"x": t.suggest_float("x", 0.0, 1.0)}), n_trials=n,
+                   n_jobs=parallel)
+    return n
+
+
+def measure(name: str, n: int, parallel: int) -> dict[str, float]:
+    # The study imports ``benchmarks.utilisation:sleepy``; run as ``-m``, this file is
+    # ``__main__``, so the spans are read from the imported module's list.
+    from benchmarks import utilisation as mod
+
+    mod._SPANS.clear()
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        if name == "optuna":
+            run_optuna(n, parallel)
+        else:
+            run_amtune(uri, n, parallel, name)
+    wall = time.monotonic() - t0
+    spans = list(mod._SPANS)
+    busy = sum(e - s for s, e in spans)
+    span = max(e for _, e in spans) - min(s for s, _ in spans)
+    return {"trials": len(spans), "span_s": span, "wall_s": wall,
+            "utilisation": busy / (parallel * span)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trials", type=int, default=40)
+    p.add_argument("--parallel", type=int, default=4)
+    p.add_argument("--only", default="async,barrier,optuna",
+                   help="comma-separated: async, barrier, optuna")
+    args = p.parse_args(argv)
+    quiet_defaults()
+    os.environ.setdefault("AMTUNE_BENCH", "1")
+    names = [s.strip() for s in args.only.split(",") if s.strip()]
+    print(f"{args.trials} trials of 0.2-2.0 s, max_parallel {args.parallel}", flush=True)
+    print(f"{'contender':<10} {'util':>6} {'span s':>8} {'wall s':>8}", flush=True)
+    for name in names:
+        r = measure(name, args.trials, args.parallel)
+        print(f"{name:<10} {r['utilisation']:>6.3f} {r['span_s']:>8.2f} {r['wall_s']:>8.2f}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
