@@ -51,19 +51,27 @@ class Curve:
     """One trial's intermediate values (step -> value) and where it stands.
 
     ``completed`` and ``stopped`` trials are finished: their curves never change
-    again. ``failed`` trials' values count like any other (they were reported).
+    again, so the caller can build their ``Curve`` once and keep it; each question a
+    rule asks of a curve is then a binary search, not a pass over its history.
+    ``failed`` trials' values count like any other (they were reported).
     """
 
     values: Mapping[int, float]
     status: str = "running"
-    _steps: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _steps: np.ndarray = field(init=False, repr=False, compare=False)
+    _vals: np.ndarray = field(init=False, repr=False, compare=False)
+    _sums: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in CURVE_STATUSES:
             raise ValueError(
                 f"Curve.status: {self.status!r}; allowed: {', '.join(CURVE_STATUSES)}"
             )
-        object.__setattr__(self, "_steps", tuple(sorted(self.values)))
+        steps = sorted(self.values)
+        vals = np.array([_clean(self.values[k]) for k in steps], dtype=float)
+        object.__setattr__(self, "_steps", np.array(steps, dtype=np.int64))
+        object.__setattr__(self, "_vals", vals)
+        object.__setattr__(self, "_sums", np.cumsum(vals))
 
     @property
     def finished(self) -> bool:
@@ -71,20 +79,19 @@ class Curve:
 
     @property
     def last_step(self) -> int | None:
-        return self._steps[-1] if self._steps else None
+        return int(self._steps[-1]) if len(self._steps) else None
 
     def reached(self, step: int) -> bool:
-        return bool(self._steps) and self._steps[-1] >= step
+        return bool(len(self._steps)) and int(self._steps[-1]) >= step
 
     def at(self, step: int) -> float:
         """The value at the first reported step at or after ``step`` (it must be reached)."""
-        i = int(np.searchsorted(self._steps, step, side="left"))
-        return _clean(self.values[self._steps[i]])
+        return float(self._vals[int(np.searchsorted(self._steps, step, side="left"))])
 
     def running_average(self, step: int) -> float:
         """Mean of the values reported up to ``step`` (of the first one, if none is)."""
-        upto = [_clean(self.values[s]) for s in self._steps if s <= step]
-        return float(np.mean(upto)) if upto else self.at(step)
+        n = int(np.searchsorted(self._steps, step, side="right"))
+        return float(self._sums[n - 1] / n) if n else self.at(step)
 
 
 def _others(trial: int, histories: Mapping[int, Curve]) -> list[Curve]:
