@@ -116,7 +116,8 @@ def run(method: str, seed: int, args: argparse.Namespace, work: Path) -> dict[st
     if args.mode == "pipeline" and not method.startswith("optuna"):
         outcome = run_pipeline(method, seed, args.sleep, args.family, work)
     elif args.mode == "sim":
-        outcome = simulate(METHODS[method](seed), seed, N_CONFIGS, args.family)
+        outcome = simulate(METHODS[method](seed), seed, N_CONFIGS, args.family,
+                           barrier=args.barrier)
     else:
         outcome = run_processes(METHODS[method](seed), seed, N_CONFIGS, args.sleep, args.family)
     return score(outcome, seed, args.family)
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--dev", type=int, nargs="*", default=DEV_SEEDS)
     parser.add_argument("--held-out", type=int, nargs="*", default=HELD_OUT_SEEDS)
+    parser.add_argument("--barrier", action="store_true",
+                        help="sim: synchronous rounds of 4 instead of asynchronous workers")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -177,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = {m: [run(m, s, args, Path(tmp)) for s in seeds]
                     for m in args.methods}
             title = (f"{group} curve sets {seeds[0]}..{seeds[-1]} ({len(seeds)}), family "
-                     f"{args.family}, mode {args.mode}: means over sets")
+                     f"{args.family}, mode {args.mode}{', barrier' * args.barrier}: "
+                     "means over sets")
             summary = table(title, rows)
             verdicts(summary)
             out[group] = {"seeds": seeds, "runs": rows, "summary": summary}

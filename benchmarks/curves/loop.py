@@ -119,8 +119,13 @@ class Outcome:
 
 
 def simulate(judge: Judge, seed: int, n: int, family: str = "strong",
-             workers: int = 4) -> Outcome:
-    """Every event is one epoch ending; ties go to the lower configuration index."""
+             workers: int = 4, barrier: bool = False) -> Outcome:
+    """Every event is one epoch ending; ties go to the lower configuration index.
+
+    ``barrier``: synchronous rounds, the next ``workers`` trials start together once
+    every trial of the round has ended (amtune's barrier rounds); else a worker takes
+    the next configuration as soon as its trial ends.
+    """
     events: list[tuple[float, int]] = []
     epochs: dict[int, int] = {}
     completed: dict[int, float] = {}
@@ -145,7 +150,11 @@ def simulate(judge: Judge, seed: int, n: int, family: str = "strong",
             judge.finish(i, v, stopped=stop)
             if not stop:
                 completed[i] = v
-            take(now)
+            if not barrier:
+                take(now)
+            elif not events:
+                for _ in range(workers):
+                    take(now)
         else:
             heapq.heappush(events, (now + config(seed, i).epoch_time, i))
     return Outcome(epochs, completed)
