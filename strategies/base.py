@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
 from amtune.strategies.space import SearchSpace
 
 # completed: a final value. failed: no value, but its point is spent. running: pending,

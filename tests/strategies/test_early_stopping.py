@@ -6,6 +6,7 @@ import math
 from collections import Counter
 
 import pytest
+
 from amtune.strategies import SearchSpace, Trial, make_strategy
 from amtune.strategies.early_stopping import (
     AshaRule,
