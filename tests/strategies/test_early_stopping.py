@@ -108,6 +108,10 @@ def test_asha_keeps_the_top_third_of_the_values_at_the_rung() -> None:
     assert not rule.should_stop(9, 1, 0.15, five)
     assert not rule.should_stop(9, 1, 0.2, five)  # tied with the 2nd: kept
     assert rule.should_stop(9, 1, 0.25, five)
+    # five values with its own: 5 // 3 = 1, so only the best goes on
+    four = {n: five[n] for n in range(4)}
+    assert rule.should_stop(9, 1, 0.15, four)
+    assert not rule.should_stop(9, 1, 0.05, four)
     # nine values with its own: keep 3
     eight = {**five, **{n: done(v, status="stopped") for n, v in [(5, 0.6), (6, 0.7), (7, 0.8)]}}
     assert not rule.should_stop(9, 1, 0.25, eight)
