@@ -16,6 +16,7 @@ those params give, no run left RUNNING, and one finished parent run.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,16 +45,18 @@ def gated_quad(params: dict[str, Any]) -> dict[str, float]:
     The test crashes things while a trial of the second round is held here, so the
     crash lands with trials in flight, never between rounds, without guessing at
     timings. Each trial takes a numbered ticket (an exclusive file create, atomic
-    across threads and processes) on entry.
+    across threads and processes) on entry, and writes its params in it.
     """
     gate = Path(os.environ[GATE_ENV])
     ticket = 0
     while True:
         try:
-            os.close(os.open(gate / f"ticket-{ticket}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            fd = os.open(gate / f"ticket-{ticket}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
         except FileExistsError:
             ticket += 1
+    with os.fdopen(fd, "w") as f:  # which trial holds it, for the test to find its run
+        json.dump(params, f)
     deadline = time.monotonic() + DEADLINE_S  # never hang a run that lost its test
     while ticket >= PARALLEL and not (gate / "release").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -102,6 +105,13 @@ def _wait_mid_round(proc: subprocess.Popen[str], client: MlflowClient, name: str
                         f"\n{out}\n{err}")
         assert time.monotonic() < deadline, "no trial reached the gate after a finished round"
         time.sleep(0.2)
+
+
+def _held(gate: Path) -> list[dict[str, float]]:
+    """The params of the trials waiting at the gate (a ticket cut short is skipped)."""
+    tickets = [t for t in gate.glob("ticket-*") if int(t.name.split("-")[1]) >= PARALLEL]
+    texts = [t.read_text() for t in tickets]
+    return [json.loads(text) for text in texts if text.endswith("}")]
 
 
 def _crash(server: MlflowServer) -> None:
@@ -187,8 +197,10 @@ def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
     before = _trials(_runs(client, name))
     kept = {r.info.run_id for r in before if r.info.status == "FINISHED"}
     stale = {r.info.run_id for r in before if r.info.status == "RUNNING"}
-    assert PARALLEL <= len(kept) < TRIALS and stale
-    print(f"\nstudy killed with {len(kept)} trials finished and {len(stale)} running")
+    held = _held(gate)
+    assert PARALLEL <= len(kept) < TRIALS and stale and held
+    print(f"\nstudy killed with {len(kept)} trials finished, {len(stale)} running,"
+          f" {len(held)} of them held at the gate")
     _crash(mlflow_pg_srv)  # ...then the tracking server
     mlflow_pg_srv.start()
     (gate / "release").touch()  # the resumed study runs freely
@@ -201,7 +213,13 @@ def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
     finished = _assert_complete(client, name)
     assert kept <= {r.info.run_id for r in finished}  # finished trials were kept, not re-run
     # the runs the crash left RUNNING were closed as KILLED, and no other run exists
-    assert {client.get_run(i).info.status for i in stale} <= {"KILLED"}
+    killed = [client.get_run(i) for i in stale]
+    assert [r.info.status for r in killed] == ["KILLED"] * len(killed)
+    # every trial that was in its objective when the study died is one of them, params
+    # and all (a run the crash caught between its creation and its params has none)
+    killed_params = [{k: float(v) for k, v in r.data.params.items()} for r in killed]
+    for trial in held:
+        assert trial in killed_params, (trial, killed_params)
     in_db = _statuses_in_postgres(postgres_srv, name)
     expected = {"FINISHED": len(finished) + 1, "KILLED": len(stale)}
     assert in_db == {k: v for k, v in expected.items() if v}, (in_db, len(stale))
