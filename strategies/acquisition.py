@@ -19,13 +19,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize as so
-from amtune.strategies.gp import GP
 from scipy.special import erfcx, ndtr
+
+from amtune.strategies.gp import GP
+from amtune.strategies.space import Categorical, Param, SearchSpace
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _MAX_DISCRETE_SWEEP = 256  # larger int ranges sweep a subset around the current value
+_SWEEP_NEAR = 32  # ... the 32 values on each side of the current one
+_SWEEP_SPREAD = 128  # ... and about 128 values spread over the whole range
+_POLISH_OPTIONS = {"maxiter": 200, "ftol": 1e-12, "gtol": 1e-6}  # log-EI is flat far out
+_LS_CLIP = (1e-3, 1e3)  # coordinate scaling by length-scale, bounded for conditioning
 
 
 def log_h(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +78,27 @@ class Discrete:
     snap: Callable[[np.ndarray], np.ndarray]
 
 
+def _snapper(p: Param) -> Callable[[np.ndarray], np.ndarray]:
+    if isinstance(p, Categorical):
+        k = p.n_values
+        return lambda u: (np.minimum(np.floor(np.clip(u, 0.0, 1.0) * k), k - 1) + 0.5) / k
+    return lambda u: p.encode(p.decode(u))
+
+
+def discrete_coords(space: SearchSpace) -> list[Discrete]:
+    """The integer and categorical coordinates of ``space``, with their exact codes."""
+    out = []
+    for j, p in enumerate(space.params):
+        if isinstance(p, Categorical):
+            choices = (np.arange(p.n_values) + 0.5) / p.n_values
+        elif p.kind == "int":
+            choices = p.encode(np.arange(int(p.low), int(p.high) + 1, dtype=float))
+        else:
+            continue
+        out.append(Discrete(j, np.sort(choices), _snapper(p)))
+    return out
+
+
 def _polish_continuous(gp: GP, best: float, xs: np.ndarray, cont: np.ndarray,
                        ls: np.ndarray) -> np.ndarray:
     """L-BFGS-B on all starts at once; coordinates scaled by length-scales for conditioning."""
@@ -79,7 +106,7 @@ def _polish_continuous(gp: GP, best: float, xs: np.ndarray, cont: np.ndarray,
     if k == 0:
         return xs
     fixed = xs.copy()
-    scale = np.clip(ls[cont], 1e-3, 1e3)
+    scale = np.clip(ls[cont], *_LS_CLIP)
 
     def fun(zflat: np.ndarray) -> tuple[float, np.ndarray]:
         x = fixed.copy()
@@ -89,7 +116,7 @@ def _polish_continuous(gp: GP, best: float, xs: np.ndarray, cont: np.ndarray,
 
     bounds = [(0.0, 1.0 / s) for s in scale] * m
     res = so.minimize(fun, (xs[:, cont] / scale).ravel(), jac=True, method="L-BFGS-B",
-                      bounds=bounds, options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-6})
+                      bounds=bounds, options=_POLISH_OPTIONS)
     out = fixed.copy()
     out[:, cont] = np.clip(res.x.reshape(m, k) * scale, 0.0, 1.0)
     return out
@@ -105,8 +132,8 @@ def _sweep_discrete(gp: GP, best: float, xs: np.ndarray, vals: np.ndarray,
             cand = ch
             if len(ch) > _MAX_DISCRETE_SWEEP:
                 pos = int(np.searchsorted(ch, xs[i, dd.index]))
-                near = ch[max(0, pos - 32) : pos + 32]
-                cand = np.unique(np.r_[ch[:: len(ch) // 128 + 1], near])
+                near = ch[max(0, pos - _SWEEP_NEAR) : pos + _SWEEP_NEAR]
+                cand = np.unique(np.r_[ch[:: len(ch) // _SWEEP_SPREAD + 1], near])
             trial = np.repeat(xs[i : i + 1], len(cand), axis=0)
             trial[:, dd.index] = cand
             f = log_ei(gp, trial, best)
@@ -116,9 +143,12 @@ def _sweep_discrete(gp: GP, best: float, xs: np.ndarray, vals: np.ndarray,
     return xs, vals, moved
 
 
+MAX_ROUNDS = 4  # polish/sweep alternations; in practice 1-2 until nothing moves
+
+
 def maximise(gp: GP, best: float, candidates: np.ndarray,
              discrete: list[Discrete], n_starts: int = 10,
-             max_rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+             max_rounds: int = MAX_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
     """Locally optimised points sorted by decreasing log-EI (rows are distinct starts)."""
     vals = log_ei(gp, candidates, best)
     order = np.argsort(-vals, kind="stable")[:n_starts]

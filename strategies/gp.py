@@ -6,9 +6,17 @@ neighbours. Hyperparameters (inverse squared length-scales, signal variance, noi
 fitted by maximising the marginal likelihood plus log-priors with L-BFGS-B and analytic
 gradients, because fitting dominates proposal time.
 
+The prior mean is a constant fitted with the other hyperparameters (a profile in the
+marginal likelihood, so the priors below, which assume standardised data, see data
+centred on the fitted level rather than on an arbitrary shift).
+
 Observations can carry their own noise variance: real trials use the fitted noise,
 while fantasies (pending, failed and earlier batch points) are conditioned with a tiny
 noise so the posterior variance collapses there and the acquisition moves elsewhere.
+
+Numerics fail softly: the Cholesky factorisation adds a bounded, growing jitter and
+raises :class:`FitError` beyond it (non-finite inputs included), and a hyperparameter
+fit that finds no finite optimum falls back to the neutral starting point.
 """
 
 from __future__ import annotations
@@ -21,8 +29,32 @@ import scipy.linalg as sla
 import scipy.optimize as so
 
 MIN_NOISE = 1e-6  # lower bound of the noise variance (standardised units)
-FANTASY_NOISE = 1e-6
-_SQRT5 = math.sqrt(5.0)
+FANTASY_NOISE = 1e-6  # fantasies: variance collapses there, still factorisable
+JITTERS = (0.0, 1e-9, 1e-7, 1e-5, 1e-3)  # tried in turn (x signal variance); then FitError
+_FAILED_FIT = 1e25  # objective value the fit sees where K cannot be factorised
+LS_PRIOR = 0.1  # log-prior -0.1 (w + 1/w) on inverse squared length-scales: peak at 1
+NOISE_PRIOR = (1.1, 30.0)  # Gamma(shape, rate) on the noise: mean 0.04, near-deterministic
+LOG_BOUNDS = ((-9.0, 9.0), (-6.0, 4.0), (-20.0, 2.0))  # log w, log signal, log extra noise
+FIT_STARTS = (0.0, math.log(4.0))  # log w of the starts: length-scale 1 and 0.5
+VAR_FLOOR = 1e-12  # posterior variance floor: keeps sqrt and log-EI finite at data points
+FIT_OPTIONS = {"maxiter": 200, "gtol": 1e-4}  # converges in tens of steps; bound the worst
+
+
+class FitError(ValueError):
+    """The kernel matrix could not be factorised (non-finite, or singular beyond jitter)."""
+
+
+def cholesky(k: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
+    """Lower Cholesky factor with the smallest jitter of ``JITTERS`` that works."""
+    if not np.all(np.isfinite(k)):
+        raise FitError("kernel matrix has non-finite entries")
+    eye = np.eye(len(k))
+    for jitter in JITTERS:
+        try:
+            return sla.cho_factor(k + jitter * scale * eye, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+    raise FitError(f"kernel matrix not positive definite with jitter {JITTERS[-1]:g}")
 
 
 def matern52(r2: np.ndarray) -> np.ndarray:
@@ -64,6 +96,7 @@ class Hyper:
     inv_sq_ls: np.ndarray
     scale: float
     noise: float
+    mean: float = 0.0  # constant prior mean (fitted; 0 = data's own zero)
 
     @property
     def length_scales(self) -> np.ndarray:
@@ -76,15 +109,18 @@ def _log_prior(theta: np.ndarray, d: int) -> tuple[float, np.ndarray]:
     Length-scales: a log-symmetric prior peaked at length-scale 1 (as in Optuna) keeps
     them away from both degenerate ends with few points. Signal variance Gamma(2, 1) on
     standardised outputs; noise Gamma(1.1, 30) favours near-deterministic objectives.
+    The constant mean (last entry) has a flat prior within its bounds.
     """
     w, s = np.exp(theta[:d]), math.exp(theta[d])
     en = math.exp(theta[d + 1])
     noise = MIN_NOISE + en
-    lp = -(0.1 / w + 0.1 * w).sum() + (math.log(s) - s) + (0.1 * math.log(noise) - 30.0 * noise)
-    g = np.empty(d + 2)
-    g[:d] = 0.1 / w - 0.1 * w
+    shape, rate = NOISE_PRIOR
+    lp = (-(LS_PRIOR / w + LS_PRIOR * w).sum() + (math.log(s) - s)
+          + ((shape - 1.0) * math.log(noise) - rate * noise))
+    g = np.zeros(len(theta))
+    g[:d] = LS_PRIOR / w - LS_PRIOR * w
     g[d] = 1.0 - s
-    g[d + 1] = (0.1 / noise - 30.0) * en
+    g[d + 1] = ((shape - 1.0) / noise - rate) * en
     return lp, g
 
 
@@ -98,62 +134,74 @@ def _neg_log_posterior(
     km = matern52(r2)
     k = s * km
     k[np.diag_indices(n)] += MIN_NOISE + en
+    fit_mean = len(theta) > d + 2
+    yc = y - theta[d + 2] if fit_mean else y
     try:
-        c = sla.cho_factor(k, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        return 1e25, np.zeros_like(theta)
-    alpha = sla.cho_solve(c, y, check_finite=False)
+        c = cholesky(k, s)
+    except FitError:  # steer the line search back: gradient towards the neutral point
+        return _FAILED_FIT * (1.0 + 0.5 * theta @ theta), _FAILED_FIT * theta
+    alpha = sla.cho_solve(c, yc, check_finite=False)
     kinv = sla.cho_solve(c, np.eye(n), check_finite=False)
-    nll = 0.5 * y @ alpha + np.log(np.diag(c[0])).sum()
+    nll = 0.5 * yc @ alpha + np.log(np.diag(c[0])).sum()
     wmat = np.outer(alpha, alpha) - kinv  # 2 * dlogL/dK
     g = np.empty_like(theta)
     dk = wmat * (s * matern52_d(r2))
     g[:d] = -0.5 * np.tensordot(sq, dk, axes=([1, 2], [0, 1])) * w
     g[d] = -0.5 * np.sum(wmat * k) + 0.5 * np.trace(wmat) * (MIN_NOISE + en)
     g[d + 1] = -0.5 * np.trace(wmat) * en
+    if fit_mean:
+        g[d + 2] = -alpha.sum()
     lp, glp = _log_prior(theta, d)
     return nll - lp, g - glp
 
 
-def fit_hyper(x: np.ndarray, y: np.ndarray, is_cat: np.ndarray) -> Hyper:
-    """MAP hyperparameters from a few deterministic starts (no state between proposals)."""
+MEAN_BOUND = 3.0  # the fitted mean stays within 3 sd of the (standardised) data's centre
+
+
+def fit_hyper(x: np.ndarray, y: np.ndarray, is_cat: np.ndarray,
+              fit_mean: bool = True) -> Hyper:
+    """MAP hyperparameters from a few deterministic starts (no state between proposals).
+
+    With ``fit_mean`` the constant prior mean is fitted too; otherwise it is 0.
+    If no start reaches a finite optimum (a singular kernel everywhere), the neutral
+    start (length-scales 1, unit signal, noise 1e-2) is returned rather than garbage.
+    """
     d = x.shape[1]
     sq = sq_diffs(x, x, is_cat)
-    starts = [
-        np.r_[np.zeros(d), 0.0, math.log(1e-2)],
-        np.r_[np.full(d, math.log(4.0)), 0.0, math.log(1e-4)],
-    ]
+    extra = [float(np.mean(y))] if fit_mean else []
+    # two starts: smooth (length-scale 1) and wiggly (0.5), with a little noise each
+    starts = [np.r_[np.full(d, lw), 0.0, math.log(ln), extra]
+              for lw, ln in zip(FIT_STARTS, (1e-2, 1e-4), strict=True)]
+    lo, hi = float(np.min(y, initial=0.0)), float(np.max(y, initial=0.0))
+    mean_bounds = [(lo - MEAN_BOUND, hi + MEAN_BOUND)] if fit_mean else []
     best: so.OptimizeResult | None = None
     for t0 in starts:
         res = so.minimize(
             _neg_log_posterior, t0, args=(sq, y), jac=True, method="L-BFGS-B",
-            bounds=[(-9.0, 9.0)] * d + [(-6.0, 4.0), (-20.0, 2.0)],
-            options={"maxiter": 200, "gtol": 1e-4},
+            bounds=[LOG_BOUNDS[0]] * d + list(LOG_BOUNDS[1:]) + mean_bounds,
+            options=FIT_OPTIONS,
         )
-        if best is None or res.fun < best.fun:
+        if np.all(np.isfinite(res.x)) and res.fun < _FAILED_FIT and (
+                best is None or res.fun < best.fun):
             best = res
-    assert best is not None
-    t = best.x
-    return Hyper(np.exp(t[:d]), math.exp(t[d]), MIN_NOISE + math.exp(t[d + 1]))
+    t = best.x if best is not None else starts[0]
+    mean = float(t[d + 2]) if fit_mean else 0.0
+    return Hyper(np.exp(t[:d]), math.exp(t[d]), MIN_NOISE + math.exp(t[d + 1]), mean)
 
 
 class GP:
-    """Posterior of a zero-mean GP with fixed hyperparameters, one noise level per point."""
+    """Posterior of a constant-mean GP with fixed hyperparameters, one noise level per point.
+
+    Raises :class:`FitError` when the kernel matrix cannot be factorised.
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, noise: np.ndarray, hyper: Hyper,
                  is_cat: np.ndarray) -> None:
         self.x, self.y, self.noise, self.hyper, self.is_cat = x, y, noise, hyper, is_cat
         k = hyper.scale * matern52(_weighted_r2(x, x, hyper.inv_sq_ls, is_cat))
         k[np.diag_indices(len(y))] += noise
-        jitter = 0.0
-        while True:
-            try:
-                self._chol = sla.cho_factor(k + jitter * np.eye(len(y)), lower=True,
-                                            check_finite=False)
-                break
-            except np.linalg.LinAlgError:
-                jitter = max(1e-9, jitter * 10.0)
-        self._alpha = sla.cho_solve(self._chol, y, check_finite=False)
+        self._chol = cholesky(k, hyper.scale)
+        self._alpha = sla.cho_solve(self._chol, y - hyper.mean, check_finite=False)
 
     def condition(self, x_new: np.ndarray, y_new: np.ndarray, noise: float) -> GP:
         """A GP with extra observations and the same hyperparameters (fantasies)."""
@@ -164,9 +212,9 @@ class GP:
         """Posterior mean and variance of the latent function at ``xq`` (m, d)."""
         h = self.hyper
         kq = h.scale * matern52(_weighted_r2(xq, self.x, h.inv_sq_ls, self.is_cat))
-        mean = kq @ self._alpha
+        mean = h.mean + kq @ self._alpha
         v = sla.solve_triangular(self._chol[0], kq.T, lower=True, check_finite=False)
-        var = np.maximum(h.scale - (v * v).sum(0), 1e-12)
+        var = np.maximum(h.scale - (v * v).sum(0), VAR_FLOOR)
         return mean, var
 
     def predict_grad(self, xq: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -175,9 +223,9 @@ class GP:
         r2 = _weighted_r2(xq, self.x, h.inv_sq_ls, self.is_cat)
         kq = h.scale * matern52(r2)
         dk_dr2 = h.scale * matern52_d(r2)  # (m, n)
-        mean = kq @ self._alpha
+        mean = h.mean + kq @ self._alpha
         kinv_kq = sla.cho_solve(self._chol, kq.T, check_finite=False)  # (n, m)
-        var = np.maximum(h.scale - np.einsum("mn,nm->m", kq, kinv_kq), 1e-12)
+        var = np.maximum(h.scale - np.einsum("mn,nm->m", kq, kinv_kq), VAR_FLOOR)
         cont = np.flatnonzero(~self.is_cat)
         xc, tc = xq[:, cont], self.x[:, cont]
         wc = 2.0 * h.inv_sq_ls[cont]

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from amtune.strategies import SearchSpace
 
-from benchmarks.problems import PROBLEMS, PUBLIC
+from amtune.strategies import SearchSpace
+from benchmarks.problems import DEV, HELD_OUT, PROBLEMS, PUBLIC
 
 MINIMISERS = {
     "branin": [{"x0": -math.pi, "x1": 12.275}, {"x0": math.pi, "x1": 2.275},
@@ -20,6 +20,19 @@ MINIMISERS = {
     "styblinski_tang4": [{f"x{i}": -2.903534 for i in range(4)}],
     "mixed6": [{"x": 0.7, "lr": 1e-2, "depth": 7, "width": 24, "kernel": "rbf",
                 "shrinking": True}],
+    "switch5": [{"x0": 0.8, "x1": 0.2, "x2": 0.0, "x3": 1.0, "mode": "a"}],
+    "cond5": [{"model": "tree", "x": 0.6, "alpha": 1e-4, "depth": 14, "k": 50}],
+    "intcat4": [{"arch": "medium", "units": 32, "layers": 4, "dropout": 0.2}],
+}
+# Synthetic mixed problems: the best point of every other category, and the threshold.
+OTHER_BASINS = {
+    "switch5": ("mode", [{"x0": 0.3, "x1": 0.2, "x2": 0.3, "x3": 0.6, "mode": "b"},
+                         {"x0": 0.3, "x1": 0.2, "x2": 0.7, "x3": 0.2, "mode": "c"}]),
+    "cond5": ("model", [{"model": "linear", "x": 0.4, "alpha": 0.1, "depth": 1, "k": 1},
+                        {"model": "knn", "x": 0.5, "alpha": 1.0, "depth": 1, "k": 5}]),
+    "intcat4": ("arch", [{"arch": a, "units": u, "layers": n, "dropout": d}
+                         for a, u, n, d in [("small", 8, 6, 0.1), ("large", 96, 2, 0.3),
+                                            ("huge", 200, 1, 0.4)]]),
 }
 
 
@@ -56,3 +69,38 @@ def test_mixed6_categories_change_the_optimum_location() -> None:
     assert problem({**best, "kernel": "linear"}) > 1.0  # rbf's x is poor for linear
     assert problem({**best, "kernel": "linear", "x": 0.15}) == pytest.approx(0.6)
     assert problem({**best, "shrinking": False, "lr": 1e-3}) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_BASINS))
+def test_every_other_category_is_beyond_the_basin_threshold(name: str) -> None:
+    problem = PROBLEMS[name]
+    key, others = OTHER_BASINS[name]
+    best = MINIMISERS[name][0][key]
+    assert problem.basin is not None
+    floors = [problem(p) - problem.optimum for p in others]
+    assert min(floors) > problem.basin  # ending in another category counts as wrong
+    space = SearchSpace.from_dict(problem.space)
+    rng = np.random.default_rng(1)
+    for u in rng.random((3000, space.dim)):  # no point of another category beats its floor
+        p = space.decode(u)
+        if p[key] != best:
+            assert problem(p) - problem.optimum > problem.basin
+
+
+def test_sets_are_disjoint_and_every_mixed_problem_has_a_threshold() -> None:
+    assert not set(DEV) & set(HELD_OUT)
+    assert not (set(DEV) | set(HELD_OUT)) & set(PUBLIC)
+    assert len(set(DEV) | set(HELD_OUT)) >= 5
+    for name in (*DEV, *HELD_OUT):
+        assert PROBLEMS[name].basin is not None
+        kinds = {p.kind for p in SearchSpace.from_dict(PROBLEMS[name].space).params}
+        assert "categorical" in kinds
+
+
+def test_ridge_diabetes_best_known_value_and_trap() -> None:
+    problem = PROBLEMS["ridge_diabetes"]
+    best = {"scaler": "none", "degree": 2, "interaction_only": True, "alpha": 10**-2.577}
+    assert problem(best) == pytest.approx(problem.optimum, abs=2e-6)
+    # the standardised, linear pipeline (the obvious first choice) is a wrong basin
+    linear = {"scaler": "standard", "degree": 1, "interaction_only": False, "alpha": 1.5}
+    assert problem(linear) - problem.optimum > problem.basin

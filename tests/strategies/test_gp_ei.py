@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import scipy.optimize as so
+from scipy.special import ndtr
+
 from amtune.strategies import SearchSpace, Trial, make_strategy
 from amtune.strategies.acquisition import log_ei, log_ei_grad, log_h
 from amtune.strategies.gp import GP, _neg_log_posterior, fit_hyper, sq_diffs
-from scipy.special import ndtr
 
 BRANIN_SPACE = {"x0": {"type": "float", "low": -5, "high": 10},
                 "x1": {"type": "float", "low": 0, "high": 15}}
@@ -226,3 +228,131 @@ def test_sequential_schedule_has_its_own_option() -> None:
     x = XYZ_SPACE.encode_many([t.params for t in hist])
     top = x[np.argsort([t.value for t in hist])[:5]]
     assert np.linalg.norm(XYZ_SPACE.encode(local) - top, axis=-1).min() < 0.35
+
+
+# -- mixed spaces: categorical moves, per-category incumbents, forced category steps ----
+
+def test_resampling_moves_one_category_to_any_other_value() -> None:
+    from amtune.strategies.candidates import resample_one_category
+
+    rng = np.random.default_rng(0)
+    n_values = np.array([0, 5, 3])  # a float, then categoricals with 5 and 3 values
+    u = np.tile([0.37, 0.1, 0.5], (600, 1))  # codes 0 of 5 and 1 of 3
+    moved = resample_one_category(u, n_values, rng)
+    assert np.all(moved[:, 0] == 0.37)  # the ordered part is untouched
+    changed = np.abs(moved - u) > 1e-12
+    assert np.all(changed.sum(1) == 1)  # exactly one categorical coordinate moves
+    codes5 = np.floor(moved[changed[:, 1], 1] * 5).astype(int)
+    assert set(codes5) == {1, 2, 3, 4}  # not only the neighbouring code (1)
+    codes3 = np.floor(moved[changed[:, 2], 2] * 3).astype(int)
+    assert set(codes3) == {0, 2}
+    np.testing.assert_allclose(moved[:, 1:] * n_values[1:] % 1, 0.5)  # valid codes
+
+
+def test_local_moves_keep_categories_or_change_exactly_one() -> None:
+    from amtune.strategies.candidates import centres, local_moves
+
+    rng = np.random.default_rng(1)
+    n_values = np.array([0, 0, 4])
+    x = rng.random((20, 3))
+    x[:, 2] = (np.floor(x[:, 2] * 4) + 0.5) / 4
+    y = rng.random(20)
+    moves = local_moves(x, y, n_values, np.full(3, 0.3), rng)
+    np.testing.assert_allclose(moves[:, 2] * 4 % 1, 0.5)  # never between two codes
+    # every category value's best point is a centre, besides the 5 best overall
+    idx = centres(x, y, n_values)
+    for v in range(4):
+        members = np.flatnonzero(np.floor(x[:, 2] * 4) == v)
+        if len(members):
+            assert members[np.argmin(y[members])] in idx
+    assert set(np.argsort(y)[:5]) <= set(idx)
+
+
+def _switch(p: dict) -> float:
+    if p["mode"] == "a":
+        return 10 * ((p["x"] - 0.8) ** 2 + (p["y"] - 0.2) ** 2)
+    return 0.4 + 2 * (p["y"] - 0.6) ** 2
+
+
+SWITCH_SPACE = SearchSpace.from_dict({
+    "x": {"type": "float", "low": 0, "high": 1}, "y": {"type": "float", "low": 0, "high": 1},
+    "mode": {"type": "categorical", "values": ["a", "b", "c"]}})
+
+
+def test_a_forced_category_step_leaves_the_incumbents_categories() -> None:
+    hist = _history(SWITCH_SPACE, _switch, 15, seed=2)
+    incumbent = min(hist, key=lambda t: t.value).params["mode"]
+    strat = make_strategy("gp_ei", SWITCH_SPACE, seed=0, category_every=4)
+    (p,) = strat.propose(hist, 1)  # trial index 15: 15 % 4 == 3, a forced step
+    assert p["mode"] != incumbent
+    (q,) = make_strategy("gp_ei", SWITCH_SPACE, seed=0, category_every=0).propose(hist, 1)
+    assert q != p
+
+
+@pytest.mark.parametrize(("option", "value"), [("prior_mean", "mean"), ("category_every", -1)])
+def test_bad_mixed_options_name_the_field(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"strategy.options.{option}: "):
+        make_strategy("gp_ei", SWITCH_SPACE, **{option: value})
+
+
+# -- numerics fail softly ----------------------------------------------------------------
+
+def test_cholesky_jitter_is_bounded_and_nan_raises() -> None:
+    from amtune.strategies.gp import FitError, cholesky
+
+    singular = np.ones((4, 4))  # rank one: needs jitter, which is bounded
+    lower, _ = cholesky(singular, 1.0)
+    assert np.all(np.isfinite(lower))
+    with pytest.raises(FitError):
+        cholesky(np.full((3, 3), np.nan), 1.0)
+    with pytest.raises(FitError):
+        cholesky(-np.eye(3), 1.0)  # beyond any jitter of the schedule
+
+
+def test_a_failed_factorisation_steers_the_fit_back(mixed_data) -> None:
+    x, y, is_cat = mixed_data
+    sq = sq_diffs(x, x, is_cat)
+    theta = np.array([0.3, -0.5, 0.2, 0.1, math.log(1e-2)])
+    bad_sq = sq.copy()
+    bad_sq[0, 0, 1] = np.nan
+    value, grad = _neg_log_posterior(theta, bad_sq, y)
+    assert value >= 1e25 and np.any(grad != 0)  # the line search has a direction
+
+
+def test_fitted_prior_mean_follows_the_data_level() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.random((15, 2))
+    y = 2.0 + 0.1 * np.sin(5 * x[:, 0])  # high level, small variation
+    hyper = fit_hyper(x, y, np.array([False, False]))
+    assert 1.5 < hyper.mean < 2.5
+    gp = GP(x, y, np.full(len(y), hyper.noise), hyper, np.array([False, False]))
+    assert abs(gp.predict(np.array([[5.0, 5.0]]))[0][0] - hyper.mean) < 1e-6  # far away
+    zero = fit_hyper(x, y, np.array([False, False]), fit_mean=False)
+    assert zero.mean == 0.0
+
+
+@dataclass(frozen=True)
+class _AnyStatus:
+    """A trial with a status this version's ``Trial`` does not accept (duck-typed)."""
+
+    params: dict
+    value: float | None
+    status: str
+
+
+def test_stopped_and_unknown_statuses_are_conditioned_not_counted() -> None:
+    from amtune.strategies.gp_ei import split_history
+
+    hist = _history(X_SPACE, _quad, 12)
+    stopped = Trial({"x": 0.31}, 0.5, "stopped")
+    extra = [stopped, Trial({"x": 0.33}, None, "stopped"),
+             _AnyStatus({"x": 0.9}, None, "queued"), _AnyStatus({"x": 0.7}, 0.2, "pruned")]
+    pending, bad, bounded = split_history([*hist, *extra])
+    assert pending == [{"x": 0.9}]
+    assert bad == [{"x": 0.33}, {"x": 0.7}]
+    assert bounded == [stopped]
+    batch = make_strategy("gp_ei", X_SPACE, seed=0).propose([*hist, *extra], 3)
+    assert len(batch) == 3
+    keys = {X_SPACE.key(p) for p in batch}
+    assert not keys & {X_SPACE.key(t.params) for t in [*hist, *extra]}
+
