@@ -16,7 +16,7 @@ import numpy as np
 
 LOCAL_TOP = 5  # best points overall whose neighbourhoods are searched
 LOCAL_PER = 64  # moves per centre and scale: 128 per centre, cheap next to the GP fit
-SCALES = (0.2, 1.0)  # step sizes, in multiples of half a length-scale: refine and jump
+SCALES = (0.02, 0.2, 1.0)  # step sizes, in multiples of half a length-scale: polish, refine, jump
 SD_RANGE = (0.01, 0.2)  # half a length-scale, clipped: never frozen, never global
 SWAP_SHARE = 0.5  # share of moves that also resample one categorical coordinate
 
