@@ -1,9 +1,10 @@
 """The production store: studies on an ``mlflow server`` backed by PostgreSQL.
 
-The README's PostgreSQL command line, run for real against a throwaway cluster
-(see ``postgres_srv``), through the CLI a user runs. The server is killed with
-SIGKILL (a crash, not a clean stop), with a trial of the second round in flight,
-and started again on the same port and database, in two ways:
+The README's two PostgreSQL commands (a role and a database, then the server), run
+for real against a throwaway cluster (see ``postgres_srv``), with studies run
+through the CLI a user runs. The server is killed with SIGKILL (a crash, not a
+clean stop) while trials are in flight, and started again on the same port and
+database, in two ways:
 
 - while the study runs: the study rides the outage out (``outage_timeout_s``) and
   ends on its own;
@@ -40,12 +41,12 @@ GATE_ENV = "AMTUNE_TEST_GATE"
 
 
 def gated_quad(params: dict[str, Any]) -> dict[str, float]:
-    """``quad`` behind a gate: the first round runs; later trials wait for ``release``.
+    """``quad`` behind a gate: the first PARALLEL trials run, later ones wait for ``release``.
 
-    The test crashes things while a trial of the second round is held here, so the
-    crash lands with trials in flight, never between rounds, without guessing at
-    timings. Each trial takes a numbered ticket (an exclusive file create, atomic
-    across threads and processes) on entry, and writes its params in it.
+    The test crashes things while a later trial is held here, so the crash lands with
+    trials in flight, never between rounds, without guessing at timings. Each trial
+    takes a numbered ticket (an exclusive file create, atomic across threads and
+    processes) on entry, and writes its params in it.
     """
     gate = Path(os.environ[GATE_ENV])
     ticket = 0
