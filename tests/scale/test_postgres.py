@@ -154,8 +154,8 @@ def _assert_complete(client: MlflowClient, name: str) -> list[Run]:
 
 
 def test_study_rides_out_a_postgres_backed_server_crash(
-        prefect_api: str, mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer,
-        tmp_path: Path) -> None:
+        mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer, prefect_api: str,
+        tmp_path: Path) -> None:  # PostgreSQL first: a skip costs no Prefect start-up
     name = "pg-server-crash"
     argv, env, gate = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
     client = MlflowClient(mlflow_pg_srv.url)
@@ -182,8 +182,8 @@ def test_study_rides_out_a_postgres_backed_server_crash(
 
 
 def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
-        prefect_api: str, mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer,
-        tmp_path: Path) -> None:
+        mlflow_pg_srv: MlflowServer, postgres_srv: PostgresServer, prefect_api: str,
+        tmp_path: Path) -> None:  # PostgreSQL first: a skip costs no Prefect start-up
     name = "pg-resume"
     argv, env, gate = _start_study(name, mlflow_pg_srv, prefect_api, tmp_path)
     client = MlflowClient(mlflow_pg_srv.url)
