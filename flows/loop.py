@@ -2,9 +2,11 @@
 
 Asynchronous (the default): a new round starts as soon as a slot frees, for every
 slot free at that moment, and at most ``budget.max_parallel`` trials are in flight
-across all rounds. Only one round plans its batch at a time, so slots that free
-while a round is being set up (Prefect's subflow costs ~0.2 s) go to the next
-round together: fast trials are batched, slow ones never wait for each other.
+across all rounds. The next rounds' subflows are always started ahead and wait for
+their go, so Prefect's cost of a subflow (~0.2 s) is paid while trials run. Only one
+round plans its batch at a time, so slots that free while it plans go to the next
+round together: fast trials are batched, slow ones never wait for each other. The
+rounds still waiting when the study ends end without trials.
 
 Barrier (``execution.rounds: barrier``): a round starts only once the previous one
 has ended, so the same seed gives the same trials. Asynchronous proposals depend
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from amtune.flows.completion import stop_reason
-from amtune.flows.rounds import RoundResult, RoundRunner, Slots
+from amtune.flows.rounds import AHEAD, RoundResult, RoundRunner, Slots
 from amtune.flows.spec import StudySpec
 from amtune.strategies import Trial
 from amtune.tasks.store.lease import Heartbeat
@@ -42,6 +44,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
     slots = Slots()
     rounds = RoundRunner(s, store, slots, prior)
     running: list[Future[RoundResult]] = []
+    ahead: dict[int, Future[RoundResult]] = {}  # the next rounds, started, awaiting a go
     exhausted = False
     try:
         while True:
@@ -59,19 +62,39 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                 reason = "space_exhausted"
             if reason is not None:
                 break
-            n = _free(s, records, slots.in_flight)
-            if n > 0 and not exhausted and slots.planning == 0 and not (barrier and running):
-                running.append(rounds.start(k, n))
+            starting = [j for j in ahead if j not in slots.waiting]
+            if (not starting and len(ahead) < (1 if barrier else AHEAD) and not exhausted
+                    and not (barrier and running)):
+                # One subflow starting at a time: on Prefect's SQLite API, concurrent
+                # flow-run writes collide, and each collision costs a 2 s client retry.
+                ahead[k] = rounds.prepare(k)
                 k += 1
+            n = _free(s, records, slots.in_flight)
+            first = min(ahead, default=None)
+            if n > 0 and first in slots.waiting and slots.planning == 0 and not exhausted:
+                slots.go(first, n)
+                running.append(ahead.pop(first))
             else:
                 slots.wait(_POLL_S)
     finally:
+        for j, fut in ahead.items():  # never given a go: they end without trials
+            _release(slots, j, fut)
         for fut in running:  # trials in flight finish and count, whatever stopped the loop
             fut.exception()
         rounds.close()
     for fut in running:
         fut.result()  # an outage or a lost lease in a round stops the study
     return reason, _merge(records, slots.drain(), on_trial)
+
+
+def _release(slots: Slots, k: int, waiting: Future[RoundResult]) -> None:
+    """End round ``k`` that waits for a go: once it waits, a go of 0 ends it at once."""
+    while not waiting.done():
+        if k in slots.waiting:
+            slots.go(k, 0)
+            break
+        slots.wait(0.05)
+    waiting.exception()
 
 
 def _free(s: StudySpec, records: list[TrialRecord], in_flight: int) -> int:

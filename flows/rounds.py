@@ -32,25 +32,42 @@ from amtune.tasks.trial import trial_task
 
 
 class Slots:
-    """Trials in flight across all rounds, and the ones that ended since the last look.
+    """Trials in flight across all rounds, the ones that ended since the last look, and
+    the hand-over to the round waiting to start.
 
-    The study loop waits here; rounds report each planned batch and each trial that
-    ends. ``__slots__`` (no ``__dict__``) also keeps Prefect from walking it when it
-    records the round's parameters.
+    The next rounds' subflows are started before they are needed and wait here for
+    their ``go``, so Prefect's cost of starting a subflow (~0.2 s, seconds on a busy
+    machine) is paid while trials run, not while a slot stands empty. ``__slots__`` (no
+    ``__dict__``) also keeps Prefect from walking it when it records round parameters.
     """
 
-    __slots__ = ("_cond", "ended", "in_flight", "planning")
+    __slots__ = ("_cond", "_go", "ended", "in_flight", "planning", "waiting")
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.in_flight = 0
-        self.planning = 0  # rounds that have not planned their batch yet
+        self.planning = 0  # rounds given their go that have not planned their batch yet
+        self.waiting: set[int] = set()  # rounds ready and waiting for their go
+        self._go: dict[int, int] = {}
         self.ended: list[TrialRecord] = []
 
-    def take(self, n: int) -> None:
+    def await_go(self, k: int) -> int:
+        """In round ``k``: block until the loop says how many trials (0: none)."""
         with self._cond:
+            self.waiting.add(k)
+            self._cond.notify_all()
+            while k not in self._go:
+                self._cond.wait()
+            self.waiting.discard(k)
+            return self._go.pop(k)
+
+    def go(self, k: int, n: int) -> None:
+        """In the loop: let waiting round ``k`` propose ``n`` trials (0 ends it at once)."""
+        with self._cond:
+            self._go[k] = n
             self.in_flight += n
-            self.planning += 1
+            self.planning += n > 0
+            self._cond.notify_all()
 
     def planned(self, asked: int, got: int) -> None:
         with self._cond:
@@ -86,10 +103,14 @@ class RoundResult:
 
 
 @flow(name="round", validate_parameters=False, persist_result=False, log_prints=False)
-def round_flow(spec: StudySpec, store: StudyStore, k: int, n: int, slots: Slots,
+def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
                prior: tuple[Trial, ...] = ()) -> RoundResult:
-    """Propose ``n`` trials from the history as MLflow holds it (trials in flight in other
-    rounds included) and run them; each trial is reported to ``slots`` as it ends."""
+    """Wait for the go, propose that many trials from the history as MLflow holds it
+    (trials in flight in other rounds included) and run them; each trial is reported
+    to ``slots`` as it ends."""
+    n = slots.await_go(k)
+    if n == 0:
+        return RoundResult(0)
     try:
         history = load_history.submit(store)
         proposal = propose_batch.submit(spec, store, history, n, k, prior)
@@ -139,6 +160,9 @@ def without_heartbeat() -> SettingsContext:
         updates={"flows.heartbeat_frequency": None}))
 
 
+AHEAD = 2  # round subflows started ahead, waiting for their go (one may still be starting)
+
+
 class RoundRunner:
     """Starts one study's round subflows, each in a thread of its own."""
 
@@ -148,22 +172,23 @@ class RoundRunner:
         self._quiet = without_heartbeat()
         ex = spec.execution
         self._runner = make_task_runner(ex.task_runner, ex.address, spec.budget.max_parallel)
-        self._pool = ThreadPoolExecutor(max_workers=spec.budget.max_parallel,
+        # Up to max_parallel rounds with a trial in flight, as many finishing their
+        # subflow, and the ones waiting for their go.
+        self._pool = ThreadPoolExecutor(max_workers=2 * spec.budget.max_parallel + AHEAD,
                                         thread_name_prefix="amtune-round")
 
-    def start(self, k: int, n: int) -> Future[RoundResult]:
-        """Round ``k`` for ``n`` slots, in the background; the caller took the slots."""
-        self.slots.take(n)
+    def prepare(self, k: int) -> Future[RoundResult]:
+        """Round ``k``, started in the background; it waits for ``slots.go``."""
         ctx = contextvars.copy_context()  # the study's flow run: rounds are its subflows
-        fut = self._pool.submit(ctx.run, self._run, k, n)
+        fut = self._pool.submit(ctx.run, self._run, k)
         fut.add_done_callback(lambda _: self.slots.notify())
         return fut
 
-    def _run(self, k: int, n: int) -> RoundResult:
+    def _run(self, k: int) -> RoundResult:
         sub = round_flow.with_options(flow_run_name=f"round-{k}", task_runner=self._runner)
         q = self._quiet  # a context object is entered once at a time: one per round
         with SettingsContext(profile=q.profile, settings=q.settings):
-            return sub(self.spec, self.store, k, n, self.slots, self.prior)
+            return sub(self.spec, self.store, k, self.slots, self.prior)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
