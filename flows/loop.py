@@ -49,7 +49,8 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
     try:
         while True:
             heartbeat.check(s.name)  # another runner took the study over: run nothing twice
-            records = _merge(records, slots.drain(), on_trial)
+            just_ended, in_flight = slots.drain()
+            records = _merge(records, just_ended, on_trial)
             running, ended = _split(running)
             exhausted |= any(r.proposed == 0 for r in ended)
             if ended and on_round is not None:
@@ -69,7 +70,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                 # flow-run writes collide, and each collision costs a 2 s client retry.
                 ahead[k] = rounds.prepare(k)
                 k += 1
-            n = _free(s, records, slots.in_flight)
+            n = _free(s, records, in_flight)
             first = min(ahead, default=None)
             if n > 0 and first in slots.waiting and slots.planning == 0 and not exhausted:
                 slots.go(first, n)
@@ -84,7 +85,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
         rounds.close()
     for fut in running:
         fut.result()  # an outage or a lost lease in a round stops the study
-    return reason, _merge(records, slots.drain(), on_trial)
+    return reason, _merge(records, slots.drain()[0], on_trial)
 
 
 def _release(slots: Slots, k: int, waiting: Future[RoundResult]) -> None:

@@ -90,10 +90,15 @@ class Slots:
         with self._cond:
             self._cond.notify_all()
 
-    def drain(self) -> list[TrialRecord]:
+    def drain(self) -> tuple[list[TrialRecord], int]:
+        """The trials that ended since the last call, and the trials in flight now.
+
+        Read together: a trial that ends between two separate reads would be neither
+        in flight nor among the ended ones, and the budget would be overshot.
+        """
         with self._cond:
             out, self.ended = self.ended, []
-            return out
+            return out, self.in_flight
 
 
 @dataclass
