@@ -18,16 +18,21 @@ from typing import Annotated, Any
 import typer
 
 from amtune.flows import deploy
-from amtune.flows.defaults import QUIET_ENV
+from amtune.flows.defaults import CONSOLE_ENV, QUIET_ENV
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Automatic model tuning as a Prefect pipeline, tracked in MLflow.")
 
 
 def quiet_defaults() -> None:
-    """Quiet, offline defaults (flows/defaults.py), set before Prefect is imported."""
+    """Quiet, offline defaults (flows/defaults.py), set before Prefect is imported.
+
+    A Prefect logging level of the user's own means they want to see Prefect's lines:
+    the console handler is then left at Prefect's default instead of turned down."""
+    own_level = "PREFECT_LOGGING_LEVEL" in os.environ
     for k, v in QUIET_ENV.items():
-        os.environ.setdefault(k, v)
+        if not (own_level and k in CONSOLE_ENV):
+            os.environ.setdefault(k, v)
     cwd = os.getcwd()  # `module:attr` objectives are imported from the working directory
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -102,7 +107,9 @@ def run(spec: Annotated[Path, typer.Argument(help="Study spec (YAML)")],
                    f"{json.dumps(result.best_params, sort_keys=True)}")
     typer.echo(f"mlflow: experiment {result.experiment_id}, run {result.parent_run_id} "
                f"({s.tracking.uri})")
-    typer.echo(f"mlflow ui: {ui_link(s.tracking.uri, result.experiment_id)}")
+    from amtune.flows.views import view_key
+
+    typer.echo(f"mlflow ui: {ui_link(s.tracking.uri, result.experiment_id, view_key(s.name))}")
 
 
 def _leave_at_once_on_ctrl_c(reporter: Any) -> None:
@@ -129,27 +136,32 @@ def _leave_at_once_on_ctrl_c(reporter: Any) -> None:
     signal.signal(signal.SIGINT, leave)
 
 
-def ui_link(uri: str, experiment_id: str) -> str:
-    """Where the study's runs table is in MLflow's UI.
+def ui_link(uri: str, experiment_id: str, key: str | None = None) -> str:
+    """Where the study's runs table is in MLflow's UI (flows/views.py says what it shows).
 
     MLflow 3.17's UI picks the GenAI or the model-training view from the browser's
     "GenAI | Model training" switch (default GenAI), not from the experiment's tags;
-    ``workflowType=machine_learning`` in the link opens the runs view with the trials
-    nested under the study.
+    ``workflowType=machine_learning`` in the link opens the runs view, and ``key`` the
+    study's shared view (sorted by the objective, columns chosen, trials expanded).
     """
-    page = f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-    if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/{page}"
-    return f"http://127.0.0.1:5000/{page} (after `mlflow ui --backend-store-uri {uri}`)"
+    from amtune.flows.views import printed_link
+
+    return printed_link(uri, experiment_id, key)
+
+
+TrackingUri = Annotated[str, typer.Option(help="MLflow tracking URI")]
 
 
 @app.command()
 def results(study: Annotated[str, typer.Argument(help="Study name")],
-            tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI")]
-            = "sqlite:///mlflow.db",
-            top: Annotated[int, typer.Option(min=1, help="Rows to show")] = 10,
+            tracking_uri: TrackingUri = "sqlite:///mlflow.db",
+            top: Annotated[int | None, typer.Option(min=1, help="Rows to show (table: 10; "
+                                                    "JSON: every trial)")] = None,
             csv: Annotated[Path | None, typer.Option(help="Write all trials to this CSV")] = None,
-            as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+            as_json: Annotated[bool, typer.Option("--json", help="Print every trial as JSON "
+                                                  "(--top K: the best K)")] = False,
+            ui: Annotated[bool, typer.Option("--ui", help="Print the link to the study's "
+                                             "runs view in MLflow's UI")] = False,
             ) -> None:
     """Show the best trial and the top trials of a study from MLflow."""
     quiet_defaults()
@@ -166,7 +178,33 @@ def results(study: Annotated[str, typer.Argument(help="Study name")],
             csv.write_text(trials_csv(data.records), encoding="utf-8")
         except OSError as err:
             raise _fail(2, f"--csv: {str(csv)!r} — cannot write ({err.strerror})") from None
+    if ui:
+        from amtune.flows.views import view_key
+
+        typer.echo(ui_link(tracking_uri, data.experiment_id, view_key(study)))
+        return
     render(data, top=top, as_json=as_json)
+
+
+@app.command()
+def report(study: Annotated[str, typer.Argument(help="Study name")],
+           out: Annotated[Path | None, typer.Option(help="Where to write the page "
+                                                    "(default: <study>-report.html)")] = None,
+           tracking_uri: TrackingUri = "sqlite:///mlflow.db") -> None:
+    """Write the study's report page (the parent run's report.html) to a local file."""
+    quiet_defaults()
+    from amtune.flows.results import load_results, write_local_report
+
+    try:
+        data = load_results(study, tracking_uri)
+    except LookupError as err:
+        raise _fail(2, str(err)) from None
+    path = out or Path(f"{study}-report.html")
+    try:
+        write_local_report(data, path, tracking_uri)
+    except OSError as err:
+        raise _fail(2, f"--out: {str(path)!r} — cannot write ({err.strerror})") from None
+    typer.echo(f"wrote {path}")
 
 
 deploy.register(app, quiet_defaults, _fail)

@@ -44,11 +44,15 @@ OFFLINE_ENV = {
     "GIT_PYTHON_REFRESH": "quiet",
 }
 
-# The CLI: Prefect's own log lines off (set PREFECT_LOGGING_LEVEL yourself to see them).
+# The CLI: run logs (trial results, failures, retries, rounds) reach the Prefect API at
+# INFO, so its UI shows them; the terminal shows only critical lines, as the live line
+# already says what a failed trial's traceback would (set PREFECT_LOGGING_LEVEL yourself
+# to see Prefect's lines there: the CLI then leaves the console handler alone).
+CONSOLE_ENV = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL"}
 QUIET_ENV = {
     **OFFLINE_ENV,
-    "PREFECT_LOGGING_LEVEL": "CRITICAL",
-    "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    **CONSOLE_ENV,
 }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +26,10 @@ class StudyResults:
     reason: str | None
     status: str
     records: list[TrialRecord]
+    experiment_id: str = ""
+    parent_run_id: str = ""
+    space: dict[str, Any] = field(default_factory=dict)
+    strategy: str | None = None
 
 
 def load_results(study: str, uri: str, outage_timeout_s: float = 30.0) -> StudyResults:
@@ -40,22 +46,53 @@ def load_results(study: str, uri: str, outage_timeout_s: float = 30.0) -> StudyR
     metric = run.tags.get(S.METRIC, "value")
     records = store.trials_of(run, SearchSpace.from_dict(run.space or {}), metric)
     return StudyResults(study, metric, run.sign, run.tags.get(S.COMPLETION), run.status,
-                        records)
+                        records, run.experiment_id, run.run_id, run.space or {},
+                        run.tags.get(S.STRATEGY))
 
 
-def render(data: StudyResults, *, top: int, as_json: bool) -> None:
+def every_trial(data: StudyResults) -> list[TrialRecord]:
+    """Every trial, best first: completed by value, then the others by number."""
+    best = ranked(data.records, data.sign)
+    ids = {r.run_id for r in best}
+    return best + sorted((r for r in data.records if r.run_id not in ids),
+                         key=lambda r: r.number)
+
+
+def trial_json(r: TrialRecord) -> dict[str, Any]:
+    return {"number": r.number, "round": r.round, "status": r.status, "value": r.value,
+            "attempts": r.attempts, "params": r.params, "metrics": r.metrics,
+            "duration_s": r.duration_s, "reason": r.reason, "run_id": r.run_id}
+
+
+def write_local_report(data: StudyResults, path: Path, uri: str) -> Path:
+    """The study's report page, as the parent run carries it, written to ``path``."""
+    from amtune.flows.report import mlflow_run_url, write_report
+    from amtune.flows.views import runs_link, ui_base, view_key
+
+    return write_report(path, data.records, study=data.study, metric=data.metric,
+                        sign=data.sign, space=SearchSpace.from_dict(data.space),
+                        reason=data.reason, strategy=data.strategy,
+                        run_url=mlflow_run_url(ui_base(uri), data.experiment_id),
+                        study_url=runs_link(uri, data.experiment_id, view_key(data.study)))
+
+
+def render(data: StudyResults, *, top: int | None, as_json: bool) -> None:
+    """A table of the best ``top`` (10) trials, or JSON of every trial (the best ``top``)."""
     best = ranked(data.records, data.sign)
     n = len(counted(data.records))
     failed = sum(r.status == "failed" for r in data.records)
     if as_json:
+        trials = every_trial(data)[:top]
         print(json.dumps({
             "study": data.study, "metric": data.metric, "status": data.status,
             "reason": data.reason, "trials": n, "failed": failed,
+            "killed": sum(r.status == "killed" for r in data.records),
+            "experiment_id": data.experiment_id, "parent_run_id": data.parent_run_id,
             "best": ({"number": best[0].number, "value": best[0].value,
-                      "params": best[0].params} if best else None),
-            "top": [{"number": r.number, "value": r.value, "params": r.params,
-                     "attempts": r.attempts} for r in best[:top]]}, indent=2))
+                      "params": best[0].params, "run_id": best[0].run_id} if best else None),
+            "top": [trial_json(r) for r in trials]}, indent=2))
         return
+    top = top or 10
     console = Console(soft_wrap=True)  # long lines wrap in the terminal, not at 80 columns
     console.print(f"study {data.study}: {n} trials ({failed} failed), status {data.status}"
                   + (f", stopped by {data.reason}" if data.reason else ""), highlight=False)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from prefect import flow, unmapped
 from prefect.context import SettingsContext, get_settings_context
 from prefect.futures import PrefectFuture, as_completed
+from prefect.logging import get_run_logger
+from prefect.states import Completed, State
 
 from amtune.flows.execution import make_task_runner
 from amtune.flows.spec import StudySpec
@@ -136,7 +138,19 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
         store.remember(rec)
         done.append(rec)
         slots.ended_trial(rec)
-    return RoundResult(len(planned), sorted(done, key=lambda r: r.number))
+    # A returned state is the flow run's final state; the caller gets its data.
+    return _ended(k, RoundResult(len(planned), sorted(done, key=lambda r: r.number)))  # type: ignore[return-value]
+
+
+def _ended(k: int, result: RoundResult) -> State[RoundResult]:
+    """Completed with a message saying how many trials failed, so a round with failures
+    does not look like any other green round in Prefect's UI; callers still get the data."""
+    failed = [r for r in result.trials if r.status == "failed"]
+    n = len(result.trials)
+    message = f"{len(failed)} of {n} trials failed" if failed else f"{n} trials completed"
+    get_run_logger().info("round %d: %s%s", k, message, "".join(
+        f"; trial-{r.number:04d} {r.reason}" for r in failed))
+    return Completed(message=message, data=result)
 
 
 def _record(fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> TrialRecord:

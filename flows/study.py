@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Flow
+from prefect.states import Completed
 
 from amtune.flows import defaults, schedule, summary
 from amtune.flows.loop import run_rounds
@@ -156,12 +157,16 @@ def _study(spec: dict[str, Any] | str, max_trials: int | None = None,
     store.end()
     store.give_back(heartbeat.lease)
     done = counted(records)
-    return StudyResult(
+    result = StudyResult(
         study=s.name, reason=reason, trials=len(done),
         failed=sum(r.status == "failed" for r in done),
         stopped=sum(r.status == "stopped" for r in done),
         best_value=best.value if best else None, best_params=best.params if best else None,
         parent_run_id=str(store.parent_id), experiment_id=str(store.experiment_id))
+    # Completed with a message (failed trials, why it stopped), so a study whose trials
+    # failed is not just another green run in Prefect; callers still get the result.
+    message = summary.state_message(records, reason, s.objective.metric, s.sign)
+    return Completed(message=message, data=result)  # type: ignore[return-value]
 
 
 def _run(s: StudySpec, store: StudyStore, records: list[TrialRecord], prior: tuple[Trial, ...],
@@ -172,7 +177,7 @@ def _run(s: StudySpec, store: StudyStore, records: list[TrialRecord], prior: tup
     art = summary.start_progress(s.name)
 
     def show(rs: list[TrialRecord]) -> None:
-        summary.update_progress(art, len(counted(rs)), s.budget.max_trials)
+        summary.update_progress(art, rs, s.budget.max_trials, s.objective.metric, s.sign)
 
     reason, records = run_rounds(s, store, records, prior, heartbeat, on_round=show,
                                  on_trial=reporter.trial if reporter else None)

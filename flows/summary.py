@@ -1,5 +1,6 @@
-"""End-of-study outputs: the trials CSV and convergence plot on the parent run, the
-best params and value as its tags and metric, and Prefect table/progress artifacts."""
+"""End-of-study outputs: on the parent run the trials CSV, the plots and the report page,
+the best params as tags and the best value as a history; Prefect's table and progress
+artifacts; the study's final state message."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -18,7 +20,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from amtune.flows.report import mlflow_run_url, study_files
 from amtune.flows.spec import StudySpec
+from amtune.flows.views import runs_link, share_view, ui_base
 from amtune.tasks.store import schema as S
 from amtune.tasks.store.schema import TrialRecord, best_trial, counted, ranked
 from amtune.tasks.store.study import StudyStore
@@ -49,32 +53,49 @@ def trials_csv(records: list[TrialRecord]) -> str:
     return buf.getvalue()
 
 
-def convergence_png(records: list[TrialRecord], metric: str, sign: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = sorted((r for r in records if r.status == "completed" and r.value is not None),
-                  key=lambda r: r.number)
-    xs = [r.number for r in done]
-    ys = [r.value for r in done]
-    best: list[float] = []
-    for y in ys:
-        best.append(y if not best or sign * y < sign * best[-1] else best[-1])  # type: ignore[operator]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.scatter(xs, ys, s=12, alpha=0.6, label="trial")
-    ax.step(xs, best, where="post", color="C3", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(metric)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def top_table(records: list[TrialRecord], sign: float, k: int = 10,
+              run_url: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
+    """The best ``k`` completed trials, each with a link to its MLflow run."""
+    return [{"trial": r.number, "value": r.value, **r.params, "attempts": r.attempts,
+             **({"mlflow": run_url(r.run_id)} if run_url else {})}
+            for r in ranked(records, sign)[:k]]
 
 
-def top_table(records: list[TrialRecord], sign: float, k: int = 10) -> list[dict[str, Any]]:
-    return [{"trial": r.number, "value": r.value, **r.params} for r in ranked(records, sign)[:k]]
+def best_series(records: list[TrialRecord], sign: float) -> list[tuple[int, float]]:
+    """``best_<metric>`` after each finished trial, in trial order: (step, value).
+
+    Step k is the k-th finished trial (completed, failed or stopped), so MLflow's chart
+    of the parent run is the convergence curve; steps before the first completed trial
+    have no best yet and no point."""
+    out: list[tuple[int, float]] = []
+    best: float | None = None
+    for step, r in enumerate(sorted(counted(records), key=lambda r: r.number), start=1):
+        if r.status == "completed" and r.value is not None and (
+                best is None or sign * r.value < sign * best):
+            best = r.value
+        if best is not None:
+            out.append((step, best))
+    return out
+
+
+def counts(records: list[TrialRecord]) -> tuple[int, int]:
+    """(finished, failed) trials."""
+    done = counted(records)
+    return len(done), sum(r.status == "failed" for r in done)
+
+
+def state_message(records: list[TrialRecord], reason: str, metric: str, sign: float) -> str:
+    """The study's final Prefect state message: failures and why it stopped, in a line."""
+    n, failed = counts(records)
+    best = best_trial(records, sign)
+    parts = [f"{failed} of {n} trials failed" if failed else f"{n} trials, none failed"]
+    if best is not None and best.value is not None:
+        parts.append(f"best {metric} {best.value:.6g} (trial {best.number})")
+    if reason == "max_failed_trials":
+        parts.append("stopped: too many failed trials (max_failed_trials)")
+    else:
+        parts.append(f"stopped by {reason}")
+    return "; ".join(parts)
 
 
 def artifact_key(kind: str, study: str) -> str:
@@ -92,32 +113,60 @@ def start_progress(study: str) -> UUID | None:
     return art if isinstance(art, UUID) else getattr(art, "id", None)
 
 
-def update_progress(artifact_id: UUID | None, done: int, total: int) -> None:
-    if artifact_id is not None:
-        update_progress_artifact(artifact_id, min(100.0, 100.0 * done / max(total, 1)))
+def update_progress(artifact_id: UUID | None, records: list[TrialRecord], total: int,
+                    metric: str, sign: float) -> None:
+    """The bar, and the numbers behind it in its description (done/total, failed, best):
+    a Prefect progress artifact holds only a percentage."""
+    if artifact_id is None:
+        return
+    done, failed = counts(records)
+    best = best_trial(records, sign)
+    text = f"{done}/{total} trials done, {failed} failed, best {metric} " + (
+        f"{best.value:.6g} (trial {best.number})" if best and best.value is not None else "-")
+    update_progress_artifact(artifact_id, min(100.0, 100.0 * done / max(total, 1)),
+                             description=text)
 
 
 def finish(spec: StudySpec, store: StudyStore, records: list[TrialRecord],
            reason: str) -> TrialRecord | None:
-    """Write the summary to the parent run and Prefect; return the best trial."""
+    """Write the summary to the parent run and Prefect; return the best trial.
+
+    The parent run gets the best params as tags (MLflow params cannot change), the
+    ``best_<metric>`` history, the trials CSV, the four plots and the report page; the
+    experiment gets the runs view the printed link opens (flows/views.py)."""
     best = best_trial(records, spec.sign)
-    done = counted(records)
-    tags = {S.COMPLETION: reason, S.N_TRIALS: str(len(done)),
-            S.N_FAILED: str(sum(r.status == "failed" for r in done))}
-    metrics: dict[str, float] = {}
+    n, failed = counts(records)
+    tags = {S.COMPLETION: reason, S.N_TRIALS: str(n), S.N_FAILED: str(failed)}
     if best is not None and best.value is not None:
         tags[S.BEST_TRIAL] = str(best.number)
         tags[S.BEST_TRIAL_RUN] = best.run_id
         tags[S.BEST_PARAMS] = json.dumps(best.params, sort_keys=True)
         tags.update({f"{S.BEST_PARAM}{k}": str(v) for k, v in best.params.items()})
-        metrics[f"best_{spec.objective.metric}"] = best.value
+    metric, exp = spec.objective.metric, str(store.experiment_id)
+    run_url = mlflow_run_url(ui_base(spec.tracking.uri), exp)
+    key = share_view(store.client, exp, spec.name, metric, spec.sign, spec.space.names,
+                     store.parent_id)
+    _log_best_series(store, f"best_{metric}", best_series(records, spec.sign))
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "trials.csv"
         csv_path.write_text(trials_csv(records), encoding="utf-8")
-        png = Path(tmp) / "convergence.png"
-        convergence_png(records, spec.objective.metric, spec.sign, png)
-        store.summarise(tags=tags, metrics=metrics, step=len(done),
-                        files={"trials.csv": csv_path, "convergence.png": png})
-    create_table_artifact(top_table(records, spec.sign), key=artifact_key("top", spec.name),
-                          description=f"Top trials of {spec.name} ({reason})")
+        files = study_files(Path(tmp) / "summary", records, study=spec.name, metric=metric,
+                            sign=spec.sign, space=spec.space, reason=reason,
+                            strategy=spec.strategy.name, run_url=run_url,
+                            study_url=runs_link(spec.tracking.uri, exp, key), seed=spec.seed)
+        store.summarise(tags=tags, files={"trials.csv": csv_path, **files})
+    top = min(10, len(ranked(records, spec.sign)))
+    create_table_artifact(
+        top_table(records, spec.sign, run_url=run_url), key=artifact_key("top", spec.name),
+        description=f"Top {top} trials of {spec.name}: {n} finished, **{failed} failed**, "
+                    f"stopped by {reason}. [Open the study in MLflow]"
+                    f"({runs_link(spec.tracking.uri, exp, key)})")
     return best
+
+
+def _log_best_series(store: StudyStore, key: str, series: list[tuple[int, float]]) -> None:
+    """The steps MLflow does not hold yet: a resumed study extends its curve, never
+    repeats a point."""
+    held = store.client.get_metric_history(store.parent_id, key)
+    last = max((m.step for m in held), default=0)
+    store.log_series(key, [(step, v) for step, v in series if step > last])

@@ -17,6 +17,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
+from prefect.logging import get_run_logger
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
@@ -63,6 +64,9 @@ def run_trial(spec: StudySpec, store: StudyStore, number: int, round_: int, run_
             store.finish_trial(record, buffer, output=outcome.output)
         except MlflowException as exc:  # a permanent write error: the trial cannot count
             raise TrialFailure("tracking_error", f"{type(exc).__name__}: {exc}") from exc
+        get_run_logger().info("%s=%.6g in %.2f s (attempt %d) with %s", spec.objective.metric,
+                              record.value if record.value is not None else float("nan"),
+                              record.duration_s, attempt, params)
     except TrackingOutage:
         raise  # the study stops; the run stays RUNNING and is run again on resume
     except Exception as exc:
@@ -75,6 +79,10 @@ def run_trial(spec: StudySpec, store: StudyStore, number: int, round_: int, run_
         record.reason = (f"{failure.cause}: {failure.detail}" if failure.detail
                          else failure.cause)
         failure.retry = retry  # read by _retry_decided_by_task
+        # One line per attempt for the Prefect UI (the console stays quiet: defaults.py).
+        get_run_logger().info("attempt %d of %d failed after %.2f s, %s: %s with %s", attempt,
+                              spec.trial.retries + 1, record.duration_s,
+                              "retrying" if retry else "final", record.reason, params)
         store.fail_attempt(record, buffer, failure_tags=failure.as_tags(), final=not retry,
                            output=failure.output)
         raise failure from None if failure is exc else exc

@@ -57,7 +57,7 @@ def test_function_study_tracks_every_trial(prefect_api: str, tracking_uri: str) 
     assert progress is not None and float(progress.data) == 100.0
     assert parent.data.tags["amtune.completion_reason"] == "max_trials"
     arts = {a.path for a in c.list_artifacts(parent.info.run_id)}
-    assert {"trials.csv", "convergence.png", "spec.json"} <= arts
+    assert {"trials.csv", "plots", "report.html", "spec.json"} <= arts
     exp = c.get_experiment_by_name("fn-study")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
