@@ -109,10 +109,11 @@ def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
 
 
 def prefect_floor(n: int, parallel: int, subflows: bool = True) -> dict[str, Any]:
-    from amtune.flows.rounds import without_heartbeat
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
     from prefect.task_runners import ThreadPoolTaskRunner
+
+    from amtune.flows.rounds import without_heartbeat
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def plan(n: int) -> list[int]:

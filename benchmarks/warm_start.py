@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from amtune.strategies import SearchSpace, Trial, make_strategy
-
 from benchmarks.problems import PROBLEMS, Problem
 
 Objective = Callable[[Mapping[str, Any]], float]
@@ -69,7 +68,6 @@ def direct(problem: Problem, seed: int, args: argparse.Namespace) -> tuple[float
 def through_flow(problem: Problem, seed: int, args: argparse.Namespace) -> tuple[float, float]:
     """Both nights as real studies, tonight's cold and warm ones in separate experiments."""
     from amtune.flows.study import study_flow
-
     from benchmarks import warm_start as this  # under `python -m` this file is __main__
 
     def study(name: str, experiment: str, seed: int, trials: int, **extra: Any) -> float:

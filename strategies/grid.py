@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+
 from amtune.strategies.base import Strategy, Trial, register
 from amtune.strategies.space import Categorical, Numeric, SearchSpace, SpaceError
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+
 from amtune.tasks.store.lease import (
     Heartbeat,
     Lease,

@@ -7,8 +7,9 @@ import threading
 import time
 
 import pytest
-from amtune.tasks.store.outage import Guarded, OutageGuard, TrackingOutage, is_transient
 from mlflow.exceptions import MlflowException
+
+from amtune.tasks.store.outage import Guarded, OutageGuard, TrackingOutage, is_transient
 
 
 def test_transient_and_permanent_failures_are_told_apart() -> None:

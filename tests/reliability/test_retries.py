@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from amtune.flows.study import study_flow
-from amtune.flows.spec import validate_spec
-from amtune.tasks.trial import trial_task
 from mlflow.tracking import MlflowClient
+
+from amtune.flows.spec import validate_spec
+from amtune.flows.study import study_flow
+from amtune.tasks.trial import trial_task
 
 SCRIPT = Path(__file__).with_name("planned_trial.py")
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import yaml
-from amtune.tasks.store.lease import LEASE_TAG, Lease
 from mlflow.tracking import MlflowClient
 
+from amtune.tasks.store.lease import LEASE_TAG, Lease
 from tests.conftest import Runner, cli_env
 from tests.flows.helpers import counted, spec, study_runs
 

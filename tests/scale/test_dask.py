@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from amtune.flows.study import study_flow
 from distributed import Client
 from mlflow import MlflowClient
 
+from amtune.flows.study import study_flow
 from tests.scale.objectives import spec
 from tests.servers import DaskCluster, child_env
 

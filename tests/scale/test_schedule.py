@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
-from amtune.flows.schedule import scheduled_name
 from mlflow import MlflowClient
 
+from amtune.flows.schedule import scheduled_name
 from tests.scale.objectives import spec
 from tests.servers import BIN, ROOT, PrefectServer, Service
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from amtune.flows.deploy import check_cron, check_schedule, spec_parameter
 from amtune.flows.execution import absolute_tracking_uri
 from amtune.flows.schedule import as_scheduled, scheduled_name
 from amtune.flows.spec import SpecError, validate_spec
-
 from tests.scale.objectives import spec
 from tests.servers import ROOT, child_env
 
@@ -125,6 +125,7 @@ def test_what_dask_ships_to_its_workers_pickles() -> None:
     """prefect-dask pickles the running flow and each task by value (cloudpickle), with
     every module global their functions name; a lock among them breaks Dask runs."""
     import cloudpickle
+
     from amtune.flows.rounds import round_flow
     from amtune.tasks.propose import load_history, propose_batch
     from amtune.tasks.trial import run_trial

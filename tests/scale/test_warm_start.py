@@ -9,11 +9,11 @@ import json
 from typing import Any
 
 import pytest
+from mlflow import MlflowClient
+
 from amtune.flows.spec import SpecError
 from amtune.flows.study import study_flow
 from amtune.strategies import SearchSpace, Trial, make_strategy
-from mlflow import MlflowClient
-
 from tests.scale.objectives import spec
 
 

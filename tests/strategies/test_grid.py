@@ -6,6 +6,7 @@ import itertools
 import math
 
 import pytest
+
 from amtune.strategies import SearchSpace, SpaceError, Trial, make_strategy
 from amtune.strategies.grid import grid_axes
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-from amtune.strategies import SearchSpace, Trial, make_strategy
 from scipy.stats import qmc
+
+from amtune.strategies import SearchSpace, Trial, make_strategy
 
 CONTINUOUS = SearchSpace.from_dict({
     "x": {"type": "float", "low": -5, "high": 10},
