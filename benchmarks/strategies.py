@@ -219,8 +219,8 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
 def timing(n_trials: int = 300, batch: int = 5, dim: int = 6, repeats: int = 3) -> None:
     """Proposal time of one batch at a large history, gp_ei vs GPSampler, in this process."""
     import optuna
-    from amtune.strategies import SearchSpace, Trial, make_strategy, strategy_names
 
+    from amtune.strategies import SearchSpace, Trial, make_strategy, strategy_names
     from benchmarks.runners import make_optuna_sampler, optuna_distributions
 
     problem = PROBLEMS["hartmann6"]
