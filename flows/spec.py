@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
 
 from amtune.flows.tracking_uri import check_tracking_uri
 from amtune.strategies import SearchSpace, make_strategy
+from amtune.strategies.early_stopping import StoppingRule, make_rule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -112,6 +113,30 @@ class Execution(_Model):
         return self
 
 
+class EarlyStopping(_Model):
+    """``early_stopping:``: stop losing trials from their intermediate objective values.
+
+    The fields are typed ``Any`` on purpose: ``make_rule`` checks them (whole numbers,
+    ranges, hyperband's ``max_steps``) with the same one-line messages whoever builds
+    a rule, and an unset field takes the rule's own default (median: min_steps 1,
+    min_trials 5; asha and hyperband: min_steps 1, reduction_factor 3).
+    """
+
+    rule: Any
+    min_steps: Any = None
+    reduction_factor: Any = None
+    max_steps: Any = None
+    min_trials: Any = None
+
+    def config(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+    def make(self) -> StoppingRule:
+        rule = make_rule(self.config())
+        assert rule is not None  # a config is never None here
+        return rule
+
+
 class StudySpec(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     objective: Objective
@@ -125,6 +150,8 @@ class StudySpec(_Model):
     # prior history from earlier studies over the same space (flows/warm.py)
     warm_start: Annotated[Literal["previous"] | list[str] | None,
                           BeforeValidator(_check_warm_start)] = None
+    # stop unpromising trials at a reported step (tasks/stopping.py); None: run all to the end
+    early_stopping: EarlyStopping | None = None
 
     @property
     def space(self) -> SearchSpace:
@@ -188,6 +215,9 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None) if field else None
+        # an optional section (``EarlyStopping | None``): its model arm
+        ann = next((a for a in get_args(ann) if isinstance(a, type)
+                    and issubclass(a, BaseModel)), ann)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             model = ann
         elif field is not None and str(part) == "metrics":
@@ -225,6 +255,11 @@ def validate_spec(data: Any, *, check_objective: bool = True) -> StudySpec:
                                  **spec.strategy.options)
     except (ValueError, TypeError) as err:  # SpaceError is a ValueError naming its field
         raise SpecError(str(err)) from None
+    if spec.early_stopping is not None:
+        try:
+            spec.early_stopping.make()
+        except ValueError as err:  # names the field, the value and what is allowed
+            raise SpecError(str(err)) from None
     if spec.strategy.name == "grid" and "max_trials" not in spec.budget.model_fields_set:
         # A grid search's natural budget is its grid: every point once.
         budget = spec.budget.model_copy(update={"max_trials": strategy.size()})

@@ -3,7 +3,8 @@
 Safety rules this module keeps: the program is started from an argv list, never a
 shell, and every parameter value becomes exactly one argv item whatever characters
 it holds. The child gets its own session so a timeout can kill the whole process
-group, grandchildren included, and nothing is left running when a trial ends. A
+group, grandchildren included, and nothing is left running when a trial ends (an
+early stop ends the group the same way, at the step the rule decided). A
 runner that dies takes the trial's leader with it, and tells its caller enough to
 end the rest of the group later (see process.py).
 """
@@ -89,6 +90,7 @@ def run_command(
     timeout_s: float | None = None,
     env: Mapping[str, str] | None = None,
     on_start: Callable[[TrialProcess], None] | None = None,
+    stop: Callable[[], int | None] | None = None,
 ) -> Outcome:
     """Run one command trial; raise ``TrialFailure`` (with ``output``) if it fails.
 
@@ -99,6 +101,12 @@ def run_command(
     ``on_start`` is called once the child runs, with what ``end_process_group``
     needs should this runner die; if it raises, the trial is stopped and fails
     with cause ``tracking_error``.
+
+    ``stop`` is asked after each chunk of output has been parsed (and reported): a
+    step (not None) means the early-stopping rule stopped the trial there. Its group
+    then gets SIGTERM and SIGKILL after ``KILL_GRACE_S`` (the timeout's path), and
+    the outcome carries ``stopped_at`` whatever the exit status (the last values
+    reported before the stop are the caller's to take, see ``tasks/stopping.py``).
     """
     if not command:
         raise ValueError("objective.command: [] is empty (see check_objective)")
@@ -123,7 +131,7 @@ def run_command(
     try:
         if on_start is not None:
             _started(on_start, TrialProcess.here(proc.pid, token))
-        timed_out = _pump(proc, out, parser, timeout_s)
+        ended = _pump(proc, out, parser, timeout_s, stop)
     except BaseException as exc:  # a reporting failure or an interrupt: leave nothing behind
         _stop(proc)
         if isinstance(exc, TrialFailure):
@@ -140,7 +148,10 @@ def run_command(
             raise
     output = out.text()
     rc = proc.returncode
-    if timed_out:
+    stopped_at = None if stop is None else stop()
+    if stopped_at is not None:  # also decided on the last lines, read once it had exited
+        return Outcome(metrics=dict(parser.final), output=output, stopped_at=stopped_at)
+    if ended == "timeout":
         raise TrialFailure(
             "timeout", f"killed after {timeout_s:g} s: {out.last_line()}", output=output
         )
@@ -182,9 +193,12 @@ def _started(on_start: Callable[[TrialProcess], None], process: TrialProcess) ->
 
 
 def _pump(
-    proc: subprocess.Popen[bytes], out: OutputBuffer, parser: MetricParser, timeout_s: float | None
-) -> bool:
-    """Read output until the child exits (or the timeout); return whether it timed out.
+    proc: subprocess.Popen[bytes], out: OutputBuffer, parser: MetricParser,
+    timeout_s: float | None, stop: Callable[[], int | None] | None = None,
+) -> str | None:
+    """Read output until the child exits (or the timeout, or a stop); say which ended it.
+
+    Returns ``"timeout"``, ``"stopped"`` (``stop`` gave a step) or None (it exited).
 
     The end is the child's exit, not EOF: a backgrounded grandchild may hold the
     pipe open forever, and a child may close its output and keep running. Exit is
@@ -198,7 +212,8 @@ def _pump(
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     exit_fd = _pidfd(proc)
     cap = _SAFETY_S if exit_fd is not None else _POLL_S
-    reading = timed_out = False
+    reading = False
+    ended: str | None = None
     try:
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
@@ -210,7 +225,7 @@ def _pump(
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
-                        timed_out = True
+                        ended = "timeout"
                         break
                 for key, _ in sel.select(wait):
                     if key.fd != fd:
@@ -221,17 +236,20 @@ def _pump(
                         reading = False
                     for line in out.add(chunk):
                         parser.feed(line)
+                if stop is not None and stop() is not None:
+                    ended = "stopped"
+                    break
     finally:
         if exit_fd is not None:
             os.close(exit_fd)
-    if timed_out:
+    if ended is not None:
         _stop(proc)
     else:
         _kill_group(proc, signal.SIGKILL)
         proc.wait()
     if reading:
         _drain(fd, out, parser)  # the pipe still holds the child's last lines
-    return timed_out
+    return ended
 
 
 def _drain(fd: int, out: OutputBuffer, parser: MetricParser) -> None:

@@ -29,6 +29,25 @@ MAX_DETAIL = 1000
 _EXCEPTION_NAME = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\.)*[A-Z][A-Za-z0-9_]*$")
 
 
+class TrialStopped(Exception):
+    """Raised by ``report(step, **metrics)`` in a function trial the early-stopping rule stops.
+
+    Let it propagate: amtune catches it and records the trial as stopped at ``step``
+    (a FINISHED run tagged ``amtune.stopped_at_step``, its metrics as reported up to
+    there). Catching it changes nothing: the decision is kept by amtune, not by the
+    exception, so a trial that swallows it (``except Exception``) and returns, or goes
+    on reporting (every later ``report`` raises again and is not logged), is still a
+    stopped trial. Import it as ``from amtune.tasks.runners import TrialStopped``.
+    """
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+    def __str__(self) -> str:
+        return f"stopped at step {self.step} by the early-stopping rule"
+
+
 class TrialFailure(Exception):
     """A trial attempt that failed, with a machine-readable cause.
 

@@ -3,7 +3,9 @@
 A function trial shares amtune's process, so the runner has to keep three things
 apart: the trial's own errors (cause ``exception``), bad return values
 (``invalid_metric`` / ``metric_missing``) and failures of the pipeline's report
-callback (``tracking_error``), even when the trial catches exceptions itself.
+callback (``tracking_error``), even when the trial catches exceptions itself. An
+early stop is a fourth, and no failure: ``report`` raises ``TrialStopped`` and the
+reporter keeps the step, so the trial is stopped however its function then ends.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from amtune.tasks.runners.failures import TrialFailure
+from amtune.tasks.runners.failures import TrialFailure, TrialStopped
 from amtune.tasks.runners.outcome import METRIC_NAME_RULE, Outcome, Report, valid_metric_name
 
 
@@ -115,15 +117,20 @@ class _Reporter:
     is over (a timed-out thread may keep calling it).
     """
 
-    def __init__(self, report: Report | None) -> None:
+    def __init__(self, report: Report | None,
+                 stop: Callable[[], int | None] | None = None) -> None:
         self._report = report
+        self._stop = stop
         self.last: dict[str, float] = {}
         self.tracking_error: TrialFailure | None = None
+        self.stopped_at: int | None = None
         self.closed = False
 
     def __call__(self, step: int, **metrics: Any) -> None:
         if self.closed:
             return
+        if self.stopped_at is not None:  # nothing past the stop is logged
+            raise TrialStopped(self.stopped_at)
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError(f"report(step, **metrics): step must be an int, got {step!r}")
         values = {}
@@ -146,6 +153,9 @@ class _Reporter:
                 "tracking_error", f"reporting metrics failed: {type(exc).__name__}: {exc}"
             )
             raise self.tracking_error from exc
+        if self._stop is not None and (at := self._stop()) is not None:
+            self.stopped_at = at
+            raise TrialStopped(at)
 
 
 def run_function(
@@ -155,9 +165,13 @@ def run_function(
     metric: str,
     report: Report | None = None,
     timeout_s: float | None = None,
+    stop: Callable[[], int | None] | None = None,
 ) -> Outcome:
     """Call a Python objective with ``params`` (and ``report`` if it takes one).
 
+    ``stop`` is asked after each ``report``: a step (not None) means the early-stopping
+    rule stopped the trial there; ``report`` then raises ``TrialStopped`` into the
+    function, and the outcome carries ``stopped_at`` with the metrics reported so far.
     With ``timeout_s`` the call runs in a daemon worker thread and we stop waiting
     after the timeout. Python cannot kill a thread: a timed-out function keeps
     running in the background (its reports are dropped) until it returns on its
@@ -167,14 +181,21 @@ def run_function(
         fn = load_function(ref)
     except (Exception, SystemExit) as exc:
         raise TrialFailure.from_exception(exc) from exc
-    reporter = _Reporter(report)
+    reporter = _Reporter(report, stop)
     args = (dict(params), reporter) if _takes_report(fn) else (dict(params),)
+    result: Any = None
     try:
         result = _call(fn, args) if timeout_s is None else _call_with_timeout(fn, args, timeout_s)
+    except TrialFailure:
+        if reporter.stopped_at is None or reporter.tracking_error is not None:
+            raise
+        # stopped: TrialStopped itself, or whatever the function raised after it
     finally:
         reporter.closed = True
     if reporter.tracking_error is not None:  # even if the trial swallowed it
         raise reporter.tracking_error
+    if reporter.stopped_at is not None:  # even if the trial swallowed TrialStopped
+        return Outcome(metrics=dict(reporter.last), stopped_at=reporter.stopped_at)
     return Outcome(metrics=final_metrics(result, metric, reporter.last))
 
 

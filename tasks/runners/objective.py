@@ -33,6 +33,7 @@ def run_objective(
     timeout_s: float | None = None,
     env: dict[str, str] | None = None,
     on_start: Callable[[TrialProcess], None] | None = None,
+    stop: Callable[[], int | None] | None = None,
 ) -> Outcome:
     """Run one attempt of a trial; raise ``TrialFailure`` if the trial fails.
 
@@ -40,7 +41,9 @@ def run_objective(
     ``metric`` (the objective metric) and ``metrics`` (objects with ``name`` and
     ``regex``, command trials only). ``env`` and ``on_start`` (told the started
     process, see ``run_command``) only apply to command trials: a function trial
-    runs in this process, which has no group of its own to end later.
+    runs in this process, which has no group of its own to end later. ``stop``
+    (early stopping) is asked after each report: a step means the rule stopped the
+    trial there; the outcome then carries ``stopped_at`` (see the two runners).
     """
     if getattr(objective, "command", None) is not None:
         return run_command(
@@ -52,11 +55,13 @@ def run_objective(
             timeout_s=timeout_s,
             env=env,
             on_start=on_start,
+            stop=stop,
         )
     if getattr(objective, "function", None) is None:
         raise ValueError("objective: neither function nor command is set (see check_objective)")
     return run_function(
-        objective.function, params, metric=objective.metric, report=report, timeout_s=timeout_s
+        objective.function, params, metric=objective.metric, report=report, timeout_s=timeout_s,
+        stop=stop,
     )
 
 

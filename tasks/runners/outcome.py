@@ -37,3 +37,6 @@ class Outcome:
 
     metrics: dict[str, float]
     output: str | None = None  # captured stdout+stderr of a command trial
+    # early stopping: the step (counted from 1) at which the rule stopped the trial;
+    # ``metrics`` are then the last values reported up to there
+    stopped_at: int | None = None

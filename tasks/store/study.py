@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -34,6 +34,7 @@ from amtune.tasks.store.schema import StudyRun, TrialRecord
 SETTLE_S = 0.3  # how long a new parent run waits before checking it is the only one
 _MARGIN_MS = 2000  # re-read runs started this close to the last read (clock granularity)
 _IN_CHUNK = 100  # run ids per ``run_id IN (...)`` filter
+T = TypeVar("T")
 
 
 class _Live:
@@ -49,6 +50,7 @@ class _Live:
         self.client: Any = None
         self.known: dict[str, TrialRecord] = {}
         self.last_read: int | None = None
+        self.board: Any = None  # early stopping's curves (tasks/stopping.py), one per process
 
 
 class StudyStore(BaseModel):
@@ -260,13 +262,31 @@ class StudyStore(BaseModel):
         """A RUNNING child run holding the trial's params from the start."""
         tags = {S.PARENT: self.parent_id, S.STUDY: self.study, S.TRIAL: str(number),
                 S.ROUND: str(round_), S.STRATEGY: strategy}
+        retried = self._retries()
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}",
                                      tags=tags)
         run_id = run.info.run_id
+        if self._retries() != retried:
+            self._drop_twins(number, run_id)
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         self.remember(TrialRecord(number, round_, "running", run_id, dict(params),
                                   start_ms=run.info.start_time))
         return str(run_id)
+
+    def _retries(self) -> int:
+        return int(self.client._guard.retried)
+
+    def _drop_twins(self, number: int, run_id: str) -> None:
+        """Delete runs a retried ``create_run`` left behind.
+
+        A create whose answer was lost in an outage may have been committed: the
+        retry then makes a second run, and the first would stay RUNNING for ever.
+        """
+        flt = (f"tags.`{S.PARENT}` = '{self.parent_id}' and tags.`{S.TRIAL}` = '{number}' "
+               "and attributes.status = 'RUNNING'")
+        for r in self.client.search_runs([self.experiment_id], flt):
+            if r.info.run_id != run_id:
+                self.client.delete_run(r.info.run_id)
 
     def buffer(self, run_id: str) -> MetricBuffer:
         return MetricBuffer(lambda batch: self.client.log_batch(run_id, metrics=batch))
@@ -324,6 +344,23 @@ class StudyStore(BaseModel):
                 self.remember(r)
                 out.append(r)
         return out
+
+    def shared(self, make: Callable[[], T]) -> T:
+        """Early stopping's per-process board of curves, made on first use.
+
+        One object for every copy of the store in this process, so trials running in
+        its threads see each other's reports without a read; a Dask worker has its own.
+        """
+        live = self._live
+        with live.lock:
+            if live.board is None:
+                live.board = make()
+            return live.board  # type: ignore[no-any-return]
+
+    def metric_history(self, run_id: str, key: str) -> dict[int, float]:
+        """One metric's values by step; a step logged twice (a retried attempt): the later."""
+        points = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.timestamp)
+        return {int(m.step): float(m.value) for m in points}
 
     def process_of(self, run_id: str) -> TrialProcess | None:
         """The process a command trial recorded when it started, if any."""

@@ -1,0 +1,235 @@
+"""Early stopping in whole studies: real Prefect (shared API), real MLflow, real processes.
+
+The curves are built so the decisions do not depend on timing. Trial ``x`` reports
+``x + 1/epoch``: under ASHA (rf 2, rungs 1, 2, 4 of 8) the trial with x = 0 is best at
+every rung and never stopped, and the one with x = 5 starts after at least four others
+reached rung 1 and is stopped there. Under the median rule with one trial at a time,
+trials 0 and 1 complete and every later one is worse than their median at step 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
+
+from amtune.flows.study import study_flow
+from amtune.tasks.runners import TrialStopped
+from tests.conftest import Runner
+from tests.flows.helpers import counted, study_runs
+
+EPOCHS = 8
+TRAIN = textwrap.dedent("""
+    import json, os, subprocess, sys, time
+    x = json.loads(os.environ["AMTUNE_PARAMS"])["x"]
+    # a grandchild in the trial's process group, which must not outlive the trial
+    child = subprocess.Popen(["sleep", "120"])
+    with open(os.path.join(os.environ["ES_PIDS"], str(os.getpid())), "w") as f:
+        f.write(str(child.pid))
+    for epoch in range(1, {epochs} + 1):
+        time.sleep(float(os.environ.get("ES_SLEEP", "0.05")))
+        print(f"epoch={{epoch}} loss={{x + 1.0 / epoch}}", flush=True)
+""").format(epochs=EPOCHS)
+
+
+def command_spec(name: str, tmp_path: Path, uri: str, **over: Any) -> dict[str, Any]:
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    d: dict[str, Any] = {
+        "name": name,
+        "objective": {"command": ["python", str(script)], "metric": "loss",
+                      "metrics": [{"name": "loss", "regex": r"loss=([0-9.eE+-]+)"}]},
+        "parameters": {"x": {"type": "int", "low": 0, "high": 5}},
+        "strategy": {"name": "grid"},
+        "budget": {"max_trials": 6, "max_parallel": 2},
+        "trial": {"retries": 2, "retry_delay_s": 0},
+        "early_stopping": {"rule": "asha", "reduction_factor": 2, "max_steps": EPOCHS},
+        "tracking": {"uri": uri},
+    }
+    d.update(over)
+    return d
+
+
+def live_members(pgid: int) -> list[int]:
+    out = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return out
+
+
+def by_x(children: list[Any]) -> dict[int, Any]:
+    return {int(r.data.params["x"]): r for r in children if r.info.status != "KILLED"}
+
+
+def trial_states(study: str) -> dict[str, tuple[str, str | None, int]]:
+    """Task run name -> (state type, state message, run count), read from Prefect's API."""
+    async def read() -> dict[str, tuple[str, str | None, int]]:
+        async with get_client() as client:
+            flows = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["amtune-study"])), limit=200)
+            ids = [f.id for f in flows if f.name == study]
+            rounds = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=ids)), limit=200)
+            runs = await client.read_task_runs(task_run_filter=TaskRunFilter(
+                flow_run_id=TaskRunFilterFlowRunId(any_=[r.id for r in rounds])), limit=200)
+        return {r.name: (r.state_type.value, r.state.message if r.state else None,
+                         r.run_count) for r in runs if r.name.startswith("trial-")}
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize("rounds", ["async", "barrier"])
+def test_command_trials_stopped_by_asha(prefect_api: str, tracking_uri: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch, rounds: str) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    monkeypatch.setenv("ES_PIDS", str(pids))
+    name = f"es-command-{rounds}"
+    result = study_flow(spec=command_spec(name, tmp_path, tracking_uri,
+                                          execution={"rounds": rounds}))
+    assert (result.reason, result.trials, result.failed) == ("max_trials", 6, 0)
+    assert result.stopped >= 1 and result.best_params == {"x": 0}
+
+    _, children = study_runs(tracking_uri, name)
+    assert len(counted(children)) == 6 and all(r.info.status == "FINISHED" for r in children)
+    runs = by_x(children)
+    assert "amtune.stopped_at_step" not in runs[0].data.tags  # the best is never stopped
+    worst = runs[5]
+    assert worst.data.tags["amtune.stopped_at_step"] == "1"
+    assert worst.data.tags["amtune.attempts"] == "1"  # retries: 2, never retried
+    assert not [k for k in worst.data.tags if k.startswith("amtune.attempt.")]
+    history = MlflowClient(tracking_uri).get_metric_history(worst.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 6.0)]  # up to the stop, no further
+    full = MlflowClient(tracking_uri).get_metric_history(runs[0].info.run_id, "loss")
+    assert [m.step for m in full] == list(range(EPOCHS))
+
+    states = trial_states(name)
+    stopped = {f"trial-{int(r.data.tags['amtune.trial']):04d}": r.data.tags[
+        "amtune.stopped_at_step"] for r in children if "amtune.stopped_at_step" in r.data.tags}
+    assert len(stopped) == result.stopped
+    for task_name, step in stopped.items():
+        assert states[task_name] == ("COMPLETED", f"stopped at step {step}", 1)
+
+    groups = [int(p.name) for p in pids.iterdir()]
+    assert len(groups) == 6
+    for pgid in groups:  # leaders and their grandchildren: nothing left behind
+        assert live_members(pgid) == []
+
+
+def swallowing(params: dict[str, Any], report: Any) -> float:
+    """A trial that catches exceptions broadly: its stop holds all the same."""
+    for epoch in range(1, EPOCHS + 1):
+        try:
+            report(epoch, loss=params["x"] + 1.0 / epoch)
+        except Exception:  # what careless trials do
+            continue
+    return params["x"] + 1.0 / EPOCHS
+
+
+def propagating(params: dict[str, Any], report: Any) -> float:
+    for epoch in range(1, EPOCHS + 1):
+        report(epoch, loss=params["x"] + 1.0 / epoch)
+    return params["x"] + 1.0 / EPOCHS
+
+
+def catching_stop(params: dict[str, Any], report: Any) -> float:
+    """Catches the exported exception, cleans up and re-raises it, as documented."""
+    try:
+        return propagating(params, report)
+    except TrialStopped:
+        raise
+
+
+@pytest.mark.parametrize("fn", ["swallowing", "propagating", "catching_stop"])
+def test_function_trials_stopped_by_the_median_rule(prefect_api: str, tracking_uri: str,
+                                                     fn: str) -> None:
+    name = f"es-function-{fn}"
+    result = study_flow(spec={
+        "name": name,
+        "objective": {"function": f"tests.flows.test_early_stopping_study:{fn}",
+                      "metric": "loss"},
+        "parameters": {"x": {"type": "int", "low": 0, "high": 5}},
+        "strategy": {"name": "grid"},
+        "budget": {"max_trials": 6, "max_parallel": 1},
+        "trial": {"retries": 2, "retry_delay_s": 0},
+        "early_stopping": {"rule": "median", "min_trials": 2},
+        "tracking": {"uri": tracking_uri},
+    })
+    assert (result.trials, result.failed, result.stopped) == (6, 0, 4)
+    assert result.best_params == {"x": 0}
+    _, children = study_runs(tracking_uri, name)
+    runs = by_x(children)
+    c = MlflowClient(tracking_uri)
+    for x in range(2, 6):
+        r = runs[x]
+        assert r.info.status == "FINISHED" and r.data.tags["amtune.stopped_at_step"] == "1"
+        assert r.data.tags["amtune.attempts"] == "1"
+        history = c.get_metric_history(r.info.run_id, "loss")
+        assert [(m.step, m.value) for m in history] == [(1, x + 1.0)]
+        assert r.data.metrics["loss"] == x + 1.0
+    for x in (0, 1):
+        assert "amtune.stopped_at_step" not in runs[x].data.tags
+
+
+def test_study_killed_while_stopping_resumes_with_exactly_max_trials(
+        prefect_api: str, tracking_uri: str, tmp_path: Path, amtune: Runner) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    name = "es-killed"
+    path = tmp_path / "spec.yaml"
+    spec = command_spec(name, tmp_path, tracking_uri,
+                        parameters={"x": {"type": "int", "low": 0, "high": 9}},
+                        budget={"max_trials": 8, "max_parallel": 2})
+    path.write_text(yaml.safe_dump(spec))
+    env = {"ES_PIDS": str(pids), "ES_SLEEP": "0.3"}
+    from tests.conftest import cli_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
+                            cwd=tmp_path, env=cli_env(prefect_api, **env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = MlflowClient(tracking_uri)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            exp = client.get_experiment_by_name(name) if Path(
+                tracking_uri.removeprefix("sqlite:///")).exists() else None
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            stopped = [r for r in runs if "amtune.stopped_at_step" in r.data.tags]
+            if stopped and any(r.info.status == "RUNNING" for r in runs):
+                break
+        assert proc.poll() is None, "the study ended before a trial was stopped"
+        os.kill(proc.pid, signal.SIGKILL)  # mid-study: trials in flight, some stopped
+    finally:
+        proc.wait()
+    out = amtune("run", str(path), prefect_api=prefect_api, **env)
+    assert out.returncode == 0, out.stderr
+    _, children = study_runs(tracking_uri, name)
+    assert len(counted(children)) == 8
+    assert any(r.info.status == "KILLED" for r in children)
+    assert any("amtune.stopped_at_step" in r.data.tags for r in counted(children))
+    for pgid in (int(p.name) for p in pids.iterdir()):
+        assert live_members(pgid) == []
