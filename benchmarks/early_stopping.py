@@ -106,8 +106,9 @@ def run_pipeline(method: str, seed: int, sleep: float, family: str, work: Path) 
     out = subprocess.run([*amtune, "results", name, "--tracking-uri", uri, "--json",
                           "--top", str(N_CONFIGS)], env=env, check=True,
                          capture_output=True, text=True).stdout
-    top = json.loads(out)["top"]
-    completed = {int(t["params"]["config"]): float(t["value"]) for t in top}
+    top = json.loads(out)["top"]  # every trial; stopped ones are not full runs
+    completed = {int(t["params"]["config"]): float(t["value"]) for t in top
+                 if t["status"] == "completed"}
     counted = len(counter.read_text().splitlines()) if counter.exists() else 0
     return Outcome({}, completed, counted)
 
