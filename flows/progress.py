@@ -49,7 +49,7 @@ class Reporter:
             self.done, self.failed = len(done), sum(r.status == "failed" for r in done)
             self.stopped = sum(r.status == "stopped" for r in done)
             self.best_trial = best_trial(done, self.sign)
-            self._start, self._start_done, self._started = time.monotonic(), done, True
+            self._start, self._start_done, self._started = time.monotonic(), self.done, True
             if self._live is not None:
                 self._live.update(self._line())
 

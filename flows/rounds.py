@@ -53,6 +53,11 @@ class Slots:
         self._go: dict[int, int] = {}
         self.ended: list[TrialRecord] = []
 
+    def __reduce__(self) -> tuple[type[Slots], tuple[()]]:
+        """A fresh, unused copy: Prefect's Dask runner pickles the round's flow-run
+        context, parameters included, with every trial; the trials never use it."""
+        return (Slots, ())
+
     def await_go(self, k: int) -> int:
         """In round ``k``: block until the loop says how many trials (0: none)."""
         with self._cond:
@@ -119,8 +124,11 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
     if n == 0:
         return RoundResult(0)
     try:
-        history = load_history.submit(store)
-        proposal = propose_batch.submit(spec, store, history, n, k, prior)
+        # Run here, not on the trials' task runner (Dask ships tasks to other
+        # processes): both are quick and use the store's history cache. Their states
+        # still wire the graph: history -> proposal -> every trial.
+        history = load_history(store, return_state=True)
+        proposal = propose_batch(spec, store, history, n, k, prior, return_state=True)
         planned = proposal.result()
     except BaseException:
         slots.planned(n, 0)
@@ -128,7 +136,7 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
     slots.planned(n, len(planned))
     if not planned:
         return RoundResult(0)
-    futures = trial_task(spec).map(
+    futures = trial_task(spec).map(  # wait_for: the graph's edges, proposal -> trials
         unmapped(spec), unmapped(store), [p.number for p in planned], unmapped(k),
         [p.run_id for p in planned], [p.params for p in planned], wait_for=[proposal])
     by_future = {id(f): p for f, p in zip(futures, planned, strict=True)}

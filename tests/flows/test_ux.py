@@ -34,9 +34,12 @@ def test_plain_lines_format_the_best_value() -> None:
 def test_live_line_says_it_is_starting_then_counts_from_the_history() -> None:
     r = Reporter("acc", -1.0, total=20)
     assert "starting" in str(r._line())
-    r.begin(done=10, failed=2, best=0.9)  # a resumed study
+    history = [TrialRecord(i, 0, "completed", f"r{i}", value=0.5 + i / 100) for i in range(8)]
+    history += [TrialRecord(8, 1, "failed", "r8"), TrialRecord(9, 1, "failed", "r9"),
+                TrialRecord(11, 1, "killed", "r11")]  # a killed trial does not count
+    r.begin(history)  # a resumed study
     line = str(r._line())
-    assert line.startswith("trials 10/20  failed 2  best acc 0.9  eta -"), line
+    assert line.startswith("trials 10/20  failed 2  best acc 0.57  eta -"), line
     r.trial(TrialRecord(10, 3, "completed", "r10", value=0.95))
     assert "trials 11/20  failed 2  best acc 0.95  eta " in str(r._line())
     assert not str(r._line()).endswith("eta -")  # one trial ran in this process: an ETA
