@@ -15,7 +15,8 @@ An instant objective, so what is measured is orchestration plus tracking:
 - ``prefect-tasks``: the same tasks with each round as plain code in one flow (no
   subflows): what Prefect costs when rounds are not subflows (not run by default);
 - ``amtune``: the real study flow (round subflows, trial tasks, MLflow) on
-  Prefect's ephemeral API, started once beforehand and reported separately.
+  Prefect's ephemeral API, started once beforehand and reported separately;
+  ``amtune-barrier``: the same with ``execution.rounds: barrier``.
 
 Each contender gets its own fresh SQLite database in a temp dir.
 """
@@ -94,7 +95,9 @@ def optuna_mlflow(uri: str, n: int) -> None:
                        n_trials=n, callbacks=[callback])
 
 
-def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
+def amtune(uri: str, n: int, parallel: int, rounds: str = "async") -> dict[str, Any]:
+    from mlflow.tracking import MlflowClient
+
     from amtune.flows.study import study_flow
 
     spec = {"name": "overhead", "objective": {"function": "benchmarks.overhead:instant",
@@ -102,10 +105,12 @@ def amtune(uri: str, n: int, parallel: int) -> dict[str, Any]:
             "parameters": SPACE, "strategy": {"name": "random"},
             "budget": {"max_trials": n, "max_parallel": parallel},
             "trial": {"retries": 1, "retry_delay_s": 0}, "seed": 0,
-            "tracking": {"uri": uri}}
+            "execution": {"rounds": rounds}, "tracking": {"uri": uri}}
     r = study_flow(spec=spec)
     assert r.trials == n and r.failed == 0, r
-    return {"rounds": -(-n // parallel)}
+    c = MlflowClient(uri)
+    runs = c.search_runs([r.experiment_id], "tags.`amtune.trial` != ''", max_results=50000)
+    return {"rounds": len({run.data.tags["amtune.round"] for run in runs})}
 
 
 def prefect_floor(n: int, parallel: int, subflows: bool = True) -> dict[str, Any]:
@@ -151,7 +156,7 @@ def prepare(uri: str, name: str) -> None:
     if name == "optuna":
         import optuna  # noqa: F401
         from optuna.integration.mlflow import MLflowCallback  # noqa: F401
-    if name == "amtune":
+    if name.startswith("amtune"):
         import amtune.flows.study  # noqa: F401
         from amtune.tasks.store.client import connect
         from amtune.tasks.store.outage import OutageGuard
@@ -185,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--parallel", type=int, default=4)
-    ap.add_argument("--only", default="bare,bare-wal,optuna,prefect-floor,amtune")
+    ap.add_argument("--only",
+                    default="bare,bare-wal,optuna,prefect-floor,amtune,amtune-barrier")
     args = ap.parse_args(argv)
     quiet_defaults()
     wanted = args.only.split(",")
@@ -199,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             "prefect-floor": lambda u: prefect_floor(args.trials, args.parallel),
             "prefect-tasks": lambda u: prefect_floor(args.trials, args.parallel, subflows=False),
             "amtune": lambda u: amtune(u, args.trials, args.parallel),
+            "amtune-barrier": lambda u: amtune(u, args.trials, args.parallel, "barrier"),
         }
-        if {"amtune", "prefect-floor", "prefect-tasks"} & set(wanted):
+        if {"amtune", "amtune-barrier", "prefect-floor", "prefect-tasks"} & set(wanted):
             print(f"prefect ephemeral API start-up: {start_prefect():.2f} s (once per process, "
                   "not counted below)", flush=True)
         rows = []
