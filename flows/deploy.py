@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from amtune.flows.spec import SpecError, StudySpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +142,9 @@ def serve_study(spec_path: Path, *, cron: str | None = None,
     """
     spec = load_spec(spec_path)
     schedule = check_schedule(cron, interval)
-    from amtune.flows.study import study_flow
     from prefect.deployments.runner import EntrypointType
+
+    from amtune.flows.study import study_flow
 
     path = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(ROOT) not in path:
