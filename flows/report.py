@@ -85,6 +85,8 @@ def _card(value: str, label: str, bad: bool = False) -> str:
 def _duration(s: float | None) -> str:
     if s is None:
         return ""
+    if s < 1:  # an instant objective is not "0.0 s"
+        return f"{1000 * s:.0f} ms"
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
