@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,10 +28,11 @@ from amtune.flows.plots import PLOT_FILES
 from amtune.flows.summary import best_series, state_message
 from amtune.flows.views import SHARED_VIEW_TAG, view_key, view_state
 from amtune.tasks.store.schema import TrialRecord
-from tests.conftest import cli_env
+from tests.conftest import Runner, cli_env
 from tests.flows.helpers import spec, study_runs
 from tests.flows.test_plots import PNG_MAGIC
 from tests.flows.test_report import parse
+from tests.servers import mlflow_server
 
 STUDY = "views-study"
 N = 8
@@ -182,3 +186,32 @@ def test_state_message_and_best_series_units() -> None:
     assert msg.startswith("2 of 4 trials failed") and "max_failed_trials" in msg
     assert "best loss 1 (trial 3)" in msg
     assert view_state("acc", -1.0, ["a"], None)["orderByAsc"] is False
+
+
+def test_printed_link_shows_the_objective_and_trials_in_a_browser(
+        amtune: Runner, prefect_api: str, tmp_path: Path) -> None:
+    """The link `amtune run` prints, opened in headless Chromium against `mlflow server`."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs chromium (.ci/run installs it)")
+        pytest.skip("chromium is not installed")
+    with mlflow_server(tmp_path / "mlflow") as server:
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump(spec("views-browser", "tests.flows.objectives:loss_only",
+                                            budget={"max_trials": 4, "max_parallel": 2},
+                                            tracking={"uri": server.url})), encoding="utf-8")
+        r = amtune("run", str(path), prefect_api=prefect_api)
+        assert r.returncode == 0, r.stderr
+        link = next(ln.split("mlflow ui: ", 1)[1] for ln in r.stdout.splitlines()
+                    if ln.startswith("mlflow ui: "))
+        profile = tmp_path / "chromium-profile"
+        dom = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--window-size=1440,900",
+             "--virtual-time-budget=30000", "--dump-dom", link],
+            capture_output=True, text=True, timeout=180).stdout
+    headers = re.findall(r'data-testid="sort-header-([^"]+)"', dom)
+    assert "loss" in headers, headers
+    assert re.search(r">trial-000\d<", dom), dom[-2000:]
