@@ -41,6 +41,9 @@ OFFLINE_ENV = {
     **EPHEMERAL_API_ENV,
     "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # no schema-migration chatter on a new database
+    # With a tracking server, MLflow prints two "View run" lines per ended run (and reads
+    # the run back to do it): 2 lines per trial on the terminal; amtune prints one link.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "GIT_PYTHON_REFRESH": "quiet",
 }
 

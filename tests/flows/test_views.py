@@ -25,7 +25,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from amtune.flows.plots import PLOT_FILES
-from amtune.flows.summary import best_series, state_message
+from amtune.flows.summary import artifact_key, best_series, state_message
 from amtune.flows.views import SHARED_VIEW_TAG, view_key, view_state
 from amtune.tasks.store.schema import TrialRecord
 from tests.conftest import Runner, cli_env
@@ -174,6 +174,22 @@ def test_prefect_says_which_trials_failed_and_why(study: dict[str, Any]) -> None
     assert any(m.startswith("round ") for m in text), text
 
 
+def test_artifacts_count_failures_and_link_mlflow(study: dict[str, Any]) -> None:
+    from prefect.artifacts import Artifact
+
+    failed = sum(c.info.status == "FAILED" for c in study["children"])
+    progress = Artifact.get(artifact_key("progress", STUDY))
+    assert progress is not None and float(progress.data) == 100.0
+    assert progress.description.startswith(f"{N}/{N} trials done, {failed} failed, best loss ")
+    top = Artifact.get(artifact_key("top", STUDY))
+    assert top is not None and f"**{failed} failed**" in top.description
+    assert f"viewStateShareKey={view_key(STUDY)}" in top.description
+    rows = json.loads(top.data) if isinstance(top.data, str) else top.data
+    ids = {c.info.run_id for c in study["children"] if c.info.status == "FINISHED"}
+    assert len(rows) == len(ids)
+    assert all(row["mlflow"].rsplit("/runs/", 1)[1] in ids for row in rows)
+
+
 def test_state_message_and_best_series_units() -> None:
     recs = [TrialRecord(0, 0, "failed", "r0", reason="exception: boom"),
             TrialRecord(1, 0, "completed", "r1", value=3.0),
@@ -203,6 +219,7 @@ def test_printed_link_shows_the_objective_and_trials_in_a_browser(
                                             tracking={"uri": server.url})), encoding="utf-8")
         r = amtune("run", str(path), prefect_api=prefect_api)
         assert r.returncode == 0, r.stderr
+        assert "View run" not in r.stdout  # MLflow's own link per ended run: suppressed
         link = next(ln.split("mlflow ui: ", 1)[1] for ln in r.stdout.splitlines()
                     if ln.startswith("mlflow ui: "))
         profile = tmp_path / "chromium-profile"
