@@ -77,7 +77,13 @@ def score(outcome: Outcome, seed: int, family: str) -> dict[str, float]:
 
 
 def run_pipeline(method: str, seed: int, sleep: float, family: str, work: Path) -> Outcome:
-    """One real ``amtune run`` (needs the flow's ``early_stopping:`` wiring)."""
+    """One real ``amtune run`` of the curves as command trials under ``early_stopping:``.
+
+    Each run is a fresh CLI process (its own ephemeral Prefect API, ~1 min with 48
+    trials at the default sleep): the numbers include amtune's real latencies (a
+    trial's start, the rule's view of the other trials), so they move a little from
+    run to run, unlike ``sim``.
+    """
     import yaml
 
     name = f"es-{family}-{method}-{seed}"
