@@ -189,7 +189,8 @@ def main() -> int:
                      prepare=CLOSE_ASSISTANT)
         browser.shot(f"{mlflow.url}/#/experiments/{exp.group(1)}/runs/{exp.group(2)}"
                      "/model-metrics?workflowType=machine_learning", DOCS / "mlflow-parent.png",
-                     ready="document.querySelector('.js-plotly-plot')", prepare=CLOSE_ASSISTANT)
+                     ready="document.querySelector('.js-plotly-plot')",
+                     prepare=CLOSE_ASSISTANT)
         browser.shot(f"{prefect_url}/runs/flow-run/{_flow_run_id(env)}",
                      DOCS / "prefect-flow-run.png",
                      ready=f"document.body.innerText.includes({STUDY!r})", settle_s=6)
