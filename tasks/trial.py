@@ -22,6 +22,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
+from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
@@ -79,9 +80,6 @@ def run_trial(spec: StudySpec, store: StudyStore, number: int, round_: int, run_
             raise TrialFailure("tracking_error", f"{type(exc).__name__}: {exc}") from exc
         if stopper is not None:
             stopper.board.end(number, record.status)
-        get_run_logger().info("%s=%.6g in %.2f s (attempt %d) with %s", spec.objective.metric,
-                              record.value if record.value is not None else float("nan"),
-                              record.duration_s, attempt, params)
     except TrackingOutage:
         raise  # the study stops; the run stays RUNNING and is run again on resume
     except Exception as exc:
@@ -95,17 +93,31 @@ def run_trial(spec: StudySpec, store: StudyStore, number: int, round_: int, run_
                          else failure.cause)
         failure.retry = retry  # read by _retry_decided_by_task
         # One line per attempt for the Prefect UI (the console stays quiet: defaults.py).
-        get_run_logger().info("attempt %d of %d failed after %.2f s, %s: %s with %s", attempt,
-                              spec.trial.retries + 1, record.duration_s,
-                              "retrying" if retry else "final", record.reason, params)
+        _log("attempt %d of %d failed after %.2f s, %s: %s with %s", attempt,
+             spec.trial.retries + 1, record.duration_s, "retrying" if retry else "final",
+             record.reason, params)
         store.fail_attempt(record, buffer, failure_tags=failure.as_tags(), final=not retry,
                            output=failure.output)
         if stopper is not None:
             stopper.board.end(number, None if retry else "failed")
         raise failure from None if failure is exc else exc
+    _log("%s=%.6g in %.2f s (attempt %d%s) with %s", spec.objective.metric,
+         record.value if record.value is not None else float("nan"), record.duration_s,
+         attempt, f", stopped at step {record.stopped_at}" if record.stopped_at is not None
+         else "", params)
     if record.status == "stopped":  # Completed, and Prefect's UI says why it ended early
         return Completed(data=record, message=f"stopped at step {record.stopped_at}")
     return record
+
+
+def _log(msg: str, *args: object) -> None:
+    """One INFO line to the Prefect API (the console stays quiet: flows/defaults.py);
+    nothing outside a run, so logging can never fail a trial."""
+    try:
+        logger = get_run_logger()
+    except MissingContextError:
+        return
+    logger.info(msg, *args)
 
 
 def _stopper(spec: StudySpec, store: StudyStore, number: int,
