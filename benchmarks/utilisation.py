@@ -2,9 +2,10 @@
 
     python -m benchmarks.utilisation                  # 40 trials, max_parallel 4
     python -m benchmarks.utilisation --trials 80 --parallel 8 --only async,optuna
+    python -m benchmarks.utilisation --trials 20 --scale 5   # trials of 1-10 s
 
 Each trial sleeps for a time set by its parameter (``0.2 + 1.8 * x`` seconds, x in
-[0, 1]), as real training runs differ with their hyperparameters. Utilisation is
+[0, 1], times ``--scale``), as real training runs differ with their hyperparameters. Utilisation is
 busy trial-seconds / (max_parallel x span), the span running from the first trial's
 start to the last trial's end, measured by the trials themselves, so each tool's
 one-off start-up and summary are left out. All contenders run in one process, one
@@ -33,9 +34,9 @@ _LOCK = threading.Lock()
 
 
 def sleepy(params: dict[str, Any]) -> float:
-    """The objective: sleeps ``0.2 + 1.8 x`` seconds and says when it ran."""
+    """The objective: sleeps ``(0.2 + 1.8 x) * AMTUNE_BENCH_SCALE`` seconds, says when it ran."""
     start = time.time()
-    time.sleep(0.2 + 1.8 * float(params["x"]))
+    time.sleep((0.2 + 1.8 * float(params["x"])) * float(os.environ.get("AMTUNE_BENCH_SCALE", 1)))
     with _LOCK:
         _SPANS.append((start, time.time()))
     return float(params["x"])
@@ -91,13 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--parallel", type=int, default=4)
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every duration (5: trials of 1-10 s)")
     p.add_argument("--only", default="async,barrier,optuna",
                    help="comma-separated: async, barrier, optuna")
     args = p.parse_args(argv)
     quiet_defaults()
-    os.environ.setdefault("AMTUNE_BENCH", "1")
+    os.environ["AMTUNE_BENCH_SCALE"] = str(args.scale)
     names = [s.strip() for s in args.only.split(",") if s.strip()]
-    print(f"{args.trials} trials of 0.2-2.0 s, max_parallel {args.parallel}", flush=True)
+    print(f"{args.trials} trials of {0.2 * args.scale:g}-{2.0 * args.scale:g} s, "
+          f"max_parallel {args.parallel}", flush=True)
     print(f"{'contender':<10} {'util':>6} {'span s':>8} {'wall s':>8}", flush=True)
     for name in names:
         r = measure(name, args.trials, args.parallel)
