@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -37,6 +36,7 @@ from amtune.flows.study import study_flow
 from amtune.tasks.runners import TrialStopped
 from tests.conftest import Runner
 from tests.flows.helpers import counted, study_runs
+from tests.tasks.test_early_stopping_trials import live_members
 
 EPOCHS = 8
 TRAIN = textwrap.dedent("""
@@ -68,17 +68,6 @@ def command_spec(name: str, tmp_path: Path, uri: str, **over: Any) -> dict[str, 
     }
     d.update(over)
     return d
-
-
-def live_members(pgid: int) -> list[int]:
-    out = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                out.append(proc.pid)
-        except (OSError, psutil.Error):
-            continue
-    return out
 
 
 def by_x(children: list[Any]) -> dict[int, Any]:
