@@ -33,7 +33,8 @@ def train(params):
 def test_a_user_project_with_its_own_flows_and_tasks(prefect_api: str, tmp_path: Path) -> None:
     site = tmp_path / "site"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+        # Build isolation: the backend pyproject.toml pins, not the venv's own setuptools.
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
          "--disable-pip-version-check", "--target", str(site), str(ROOT)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert build.returncode == 0, build.stderr
