@@ -36,7 +36,7 @@ from amtune.flows.study import study_flow
 from amtune.tasks.runners import TrialStopped
 from tests.conftest import Runner
 from tests.flows.helpers import counted, study_runs
-from tests.tasks.test_early_stopping_trials import live_members
+from tests.tasks.test_early_stopping_trials import survivors
 
 EPOCHS = 8
 TRAIN = textwrap.dedent("""
@@ -125,7 +125,7 @@ def test_command_trials_stopped_by_asha(prefect_api: str, tracking_uri: str, tmp
     groups = [int(p.name) for p in pids.iterdir()]
     assert len(groups) == 6
     for pgid in groups:  # leaders and their grandchildren: nothing left behind
-        assert live_members(pgid) == []
+        assert survivors(pgid) == []
 
 
 def swallowing(params: dict[str, Any], report: Any) -> float:
@@ -221,4 +221,4 @@ def test_study_killed_while_stopping_resumes_with_exactly_max_trials(
     assert any(r.info.status == "KILLED" for r in children)
     assert any("amtune.stopped_at_step" in r.data.tags for r in counted(children))
     for pgid in (int(p.name) for p in pids.iterdir()):
-        assert live_members(pgid) == []
+        assert survivors(pgid) == []
