@@ -1,8 +1,18 @@
-"""One benchmark run = (problem, optimizer, seed, batch): run it, or read it from the cache.
+"""One benchmark run = (problem, optimizer, seed, protocol): run it, or read it from the cache.
 
 amtune strategies are driven only through the public contract
-``make_strategy(...).propose(history, n)``; Optuna samplers through ask/tell
-with batches (ask ``n``, then tell ``n``: the asked trials are pending meanwhile).
+``make_strategy(...).propose(history, n)``; Optuna samplers through ask/tell.
+Two protocols:
+
+* **batch** ``b``: propose ``b``, evaluate them all, repeat (Optuna: ask ``b``, tell
+  ``b``; the asked trials are pending meanwhile).
+* **async** with ``w`` workers: each trial takes a simulated duration, drawn per trial
+  from a seeded generator (the same for every optimizer at a seed), so trials finish
+  out of order. At the start ``w`` points are proposed at once; then every time a
+  worker frees, one point is proposed with the other ``w - 1`` passed as ``running``
+  trials (Optuna: asked and not yet told), as amtune's study flow does with
+  overlapping rounds. Values are recorded in the order trials finish.
+
 Proposal time is the wall time of ``propose`` (or of the ``n`` asks) divided by
 ``n``. Each result is cached as JSON together with a fingerprint of the code
 that produced it, so editing a strategy reruns exactly the runs it affects.
@@ -11,6 +21,7 @@ that produced it, so editing a strategy reruns exactly the runs it affects.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import inspect
 import json
 import math
@@ -18,14 +29,19 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from benchmarks.problems import PROBLEMS, Problem
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RESULTS_ENV = "AMTUNE_BENCH_RESULTS"  # another cache directory, e.g. one shared by worktrees
+ASYNC_SALT = 7919  # seeds the durations apart from every optimizer's own generators
+DURATION_SIGMA = 0.5  # log-normal durations: the slowest of 4 often takes 2x the fastest
 OPTUNA = {"optuna_gp": "GPSampler", "optuna_tpe": "TPESampler", "optuna_random": "RandomSampler"}
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -82,9 +98,11 @@ def _module_closure(module: ModuleType) -> list[ModuleType]:
     return sorted(seen.values(), key=lambda m: m.__name__)
 
 
-def fingerprint(optimizer: str, problem: Problem) -> str:
-    """Changes whenever the optimizer's code (or the problem's definition) changes."""
+def fingerprint(optimizer: str, problem: Problem, workers: int = 0) -> str:
+    """Changes whenever the optimizer's code, the problem or the async protocol changes."""
     h = hashlib.sha256(repr((problem.space, problem.optimum)).encode())
+    if workers:
+        h.update(f"async {ASYNC_SALT} {DURATION_SIGMA}".encode())
     if optimizer in OPTUNA:
         import optuna
 
@@ -97,9 +115,11 @@ def fingerprint(optimizer: str, problem: Problem) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_path(problem: str, optimizer: str, seed: int, batch: int, budget: int) -> Path:
+def cache_path(problem: str, optimizer: str, seed: int, batch: int, budget: int,
+               workers: int = 0) -> Path:
     root = Path(os.environ.get(RESULTS_ENV) or RESULTS)
-    return root / problem / optimizer / f"n{budget}-b{batch}-s{seed}.json"
+    mode = f"a{workers}" if workers else f"b{batch}"
+    return root / problem / optimizer / f"n{budget}-{mode}-s{seed}.json"
 
 
 def load_cached(path: Path, fp: str) -> dict[str, Any] | None:
@@ -110,7 +130,45 @@ def load_cached(path: Path, fp: str) -> dict[str, Any] | None:
     return data if data.get("fingerprint") == fp else None
 
 
-def _run_amtune(name: str, problem: Problem, seed: int, budget: int, batch: int) -> dict[str, Any]:
+def durations(seed: int, budget: int) -> np.ndarray:
+    """Simulated duration of the k-th started trial, the same for every optimizer at a seed."""
+    return np.random.default_rng([seed, ASYNC_SALT]).lognormal(0.0, DURATION_SIGMA, budget)
+
+
+def simulate_async(propose: Callable[[int], list[Any]], tell: Callable[[int, float], None],
+                   problem: Problem, seed: int, budget: int, workers: int) -> dict[str, Any]:
+    """Event loop of ``workers`` simulated workers; ``propose(n)`` knows the pending trials.
+
+    ``propose(n)`` returns up to ``n`` new params (trial ``k`` is the k-th proposed);
+    ``tell(k, value)`` reports trial ``k`` finished. Values in the order they finish.
+    """
+    dur = durations(seed, budget)
+    clock = 0.0
+    running: list[tuple[float, int]] = []  # (end time, trial index), a heap
+    started: list[Any] = []
+    values: list[float] = []
+    times: list[float] = []
+    while len(started) < budget or running:
+        n = min(workers - len(running), budget - len(started))
+        if n > 0:
+            t0 = time.perf_counter()
+            new = propose(n)
+            if new:
+                times.append((time.perf_counter() - t0) / len(new))
+            for params in new:
+                heapq.heappush(running, (clock + float(dur[len(started)]), len(started)))
+                started.append(params)
+            if not running:
+                break  # an exhausted grid
+        clock, k = heapq.heappop(running)
+        value = problem(started[k])
+        tell(k, value)
+        values.append(value)
+    return {"values": values, "times": times}
+
+
+def _run_amtune(name: str, problem: Problem, seed: int, budget: int, batch: int,
+                workers: int = 0) -> dict[str, Any]:
     from amtune.strategies import SearchSpace, Trial, make_strategy
 
     options: dict[str, Any] = {}
@@ -121,6 +179,17 @@ def _run_amtune(name: str, problem: Problem, seed: int, budget: int, batch: int)
         options["points"] = points
     strategy = make_strategy(name, SearchSpace.from_dict(problem.space), seed=seed, **options)
     history: list[Trial] = []
+    if workers:  # history in trial order, as the store lists it: completed and running
+        def propose(n: int) -> list[Any]:
+            new = strategy.propose(history, n)
+            history.extend(Trial(params=p, value=None, status="running") for p in new)
+            return new
+
+        def tell(k: int, value: float) -> None:
+            history[k] = Trial(params=history[k].params, value=value, status="completed")
+
+        return simulate_async(propose, tell, problem, seed, budget, workers) | {
+            "options": options}
     values: list[float] = []
     times: list[float] = []
     while len(history) < budget:
@@ -175,11 +244,24 @@ def make_optuna_sampler(name: str, seed: int, threads: int | None = 1) -> Any:
     return getattr(optuna.samplers, OPTUNA[name])(seed=seed)
 
 
-def _run_optuna(name: str, problem: Problem, seed: int, budget: int, batch: int) -> dict[str, Any]:
+def _run_optuna(name: str, problem: Problem, seed: int, budget: int, batch: int,
+                workers: int = 0) -> dict[str, Any]:
     import optuna
 
     study = optuna.create_study(direction="minimize", sampler=make_optuna_sampler(name, seed))
     dists = optuna_distributions(problem.space)
+    if workers:  # asked and not yet told = running, as in Optuna's own parallel use
+        asked: list[Any] = []
+
+        def propose(n: int) -> list[Any]:
+            new = [study.ask(dists) for _ in range(n)]
+            asked.extend(new)
+            return [t.params for t in new]
+
+        def tell(k: int, value: float) -> None:
+            study.tell(asked[k], value)
+
+        return simulate_async(propose, tell, problem, seed, budget, workers)
     values: list[float] = []
     times: list[float] = []
     while len(values) < budget:
@@ -195,19 +277,23 @@ def _run_optuna(name: str, problem: Problem, seed: int, budget: int, batch: int)
 
 
 def run_one(problem: str, optimizer: str, seed: int, batch: int, budget: int,
-            fresh: bool = False) -> dict[str, Any]:
-    """Run (or read from the cache) one run; written atomically so a crash loses nothing."""
+            fresh: bool = False, workers: int = 0) -> dict[str, Any]:
+    """Run (or read from the cache) one run; written atomically so a crash loses nothing.
+
+    ``workers`` > 0 selects the async protocol (``batch`` is then ignored and stored as 1).
+    """
     single_thread()
     prob = PROBLEMS[problem]
-    fp = fingerprint(optimizer, prob)
-    path = cache_path(problem, optimizer, seed, batch, budget)
+    batch = 1 if workers else batch
+    fp = fingerprint(optimizer, prob, workers)
+    path = cache_path(problem, optimizer, seed, batch, budget, workers)
     if not fresh and (cached := load_cached(path, fp)) is not None:
         return cached | {"cached": True}
     runner = _run_optuna if optimizer in OPTUNA else _run_amtune
     t0 = time.perf_counter()
-    result = runner(optimizer, prob, seed, budget, batch)
+    result = runner(optimizer, prob, seed, budget, batch, workers)
     result |= {"problem": problem, "optimizer": optimizer, "seed": seed, "batch": batch,
-               "budget": budget, "optimum": prob.optimum, "fingerprint": fp,
+               "workers": workers, "budget": budget, "optimum": prob.optimum, "fingerprint": fp,
                "wall_s": round(time.perf_counter() - t0, 3)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")

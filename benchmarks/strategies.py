@@ -4,6 +4,7 @@
     python -m benchmarks.strategies --quick    # 3 seeds, budget 30, batch 1
     python -m benchmarks.strategies --problems branin,svc_cancer --optimizers gp_ei,optuna_gp
     python -m benchmarks.strategies --timing             # one batch of 5 at 300 trials in 6-D
+    python -m benchmarks.strategies --protocol async --workers 4   # out-of-order finishes
 
 Prints, per batch size and problem, the median final simple regret with its
 quartiles, the median regret at 25 trials, the median proposal time per trial,
@@ -62,6 +63,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--budget", type=int, default=None, help="trials per run (default 50)")
     ap.add_argument("--batch", choices=["1", "5", "both"], default=None,
                     help="trials per proposal (default both)")
+    ap.add_argument("--protocol", choices=["batch", "async"], default="batch",
+                    help="batch: propose --batch, evaluate all, repeat (default); async: "
+                         "simulated durations, one proposal per freed worker (runners.py)")
+    ap.add_argument("--workers", type=int, default=4,
+                    help="simulated workers of the async protocol (default 4)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--quick", action="store_true", help="3 seeds, budget 30, batch 1")
     ap.add_argument("--fresh", action="store_true", help="ignore cached results")
@@ -74,6 +80,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args.budget = args.budget or (30 if args.quick else 50)
     args.batch = args.batch or ("1" if args.quick else "both")
     args.batches = [1, 5] if args.batch == "both" else [int(args.batch)]
+    if args.workers < 1:
+        ap.error(f"--workers: {args.workers}; must be >= 1")
+    # (batch, workers) per setting; workers 0 = the batch protocol
+    args.settings = ([(1, args.workers)] if args.protocol == "async"
+                     else [(b, 0) for b in args.batches])
     args.problems = [p for p in args.problems.split(",") if p]
     args.optimizers = [o for o in args.optimizers.split(",") if o]
     for p in args.problems:
@@ -94,9 +105,10 @@ def _jobs(args: argparse.Namespace) -> tuple[list[tuple[Any, ...]], list[str]]:
                 notes.append(f"grid skipped on {problem}: {GRID_MIN_POINTS} points per parameter "
                              f"exceed the budget of {args.budget}")
                 continue
-            for batch in args.batches:
+            for batch, workers in args.settings:
                 for seed in range(args.seeds):
-                    jobs.append((problem, optimizer, seed, batch, args.budget, args.fresh))
+                    jobs.append((problem, optimizer, seed, batch, args.budget, args.fresh,
+                                 workers))
     # Slow runs first so the pool is not left waiting on one straggler.
     slow = {"hgb_cancer": 0, "svc_cancer": 1}
     jobs.sort(key=lambda j: (j[1] not in {"gp_ei", "optuna_gp"}, slow.get(j[0], 2)))
@@ -113,7 +125,8 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
 
     def report(i: int, job: tuple[Any, ...], outcome: dict[str, Any] | BaseException) -> None:
         problem, optimizer, seed, batch = job[:4]
-        where = f"[{i}/{len(jobs)}] {problem} {optimizer} b{batch} s{seed}"
+        mode = f"a{job[6]}" if job[6] else f"b{batch}"
+        where = f"[{i}/{len(jobs)}] {problem} {optimizer} {mode} s{seed}"
         if isinstance(outcome, BaseException):
             errors.append(f"{where}: {type(outcome).__name__}: {outcome}")
             print(f"{where}: FAILED {type(outcome).__name__}: {outcome}", file=sys.stderr)
@@ -170,10 +183,15 @@ def _matrix(title: str, rows: dict[str, dict[str, str]], opts: list[str]) -> Non
         print(f"| {problem} | " + " | ".join(row.get(o, "-") for o in opts) + " |")
 
 
+def _label(batch: int, workers: int) -> str:
+    return f"async {workers} workers" if workers else f"batch {batch}"
+
+
 def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     at = min(25, args.budget)
-    for batch in args.batches:
-        print(f"\n### batch {batch}: budget {args.budget}, {args.seeds} seeds\n")
+    for batch, workers in args.settings:
+        label = _label(batch, workers)
+        print(f"\n### {label}: budget {args.budget}, {args.seeds} seeds\n")
         print(f"| problem | optimizer | median final regret | q25 | q75 | wrong basin "
               f"| median regret @{at} | median s/trial |")
         print("|---|---|---|---|---|---|---|---|")
@@ -182,7 +200,8 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
         for problem in args.problems:
             for optimizer in args.optimizers:
                 runs = [r for r in results if r["problem"] == problem and
-                        r["optimizer"] == optimizer and r["batch"] == batch and "values" in r]
+                        r["optimizer"] == optimizer and r["batch"] == batch and
+                        r.get("workers", 0) == workers and "values" in r]
                 if not runs:
                     continue
                 final = _regrets(runs, None)
@@ -204,15 +223,15 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
             rows = {p: {o: _fmt(v) for o, v in medians[p].items()} for p in problems}
             rows["**mean rank**"] = {o: f"{np.mean(rs):.2f}" for o in opts
                                      if (rs := [ranks[p][o] for p in problems if o in ranks[p]])}
-            _matrix(f"median final regret, batch {batch}, {set_name} (rank 1 = best; mean rank "
+            _matrix(f"median final regret, {label}, {set_name} (rank 1 = best; mean rank "
                     "over the problems each optimizer ran):", rows, opts)
         if len(medians) > 1:
             overall = {o: f"{np.mean(rs):.2f}" for o in opts
                        if (rs := [r[o] for r in ranks.values() if o in r])}
-            _matrix(f"mean rank over all {len(medians)} problems, batch {batch}:",
+            _matrix(f"mean rank over all {len(medians)} problems, {label}:",
                     {"**all**": overall}, opts)
         if wrong:
-            _matrix(f"wrong-basin fraction, batch {batch} (share of seeds whose final regret "
+            _matrix(f"wrong-basin fraction, {label} (share of seeds whose final regret "
                     "is above the problem's basin threshold):", wrong, opts)
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks import runners, strategies
@@ -112,3 +113,57 @@ def test_a_failing_run_is_reported_and_the_others_still_run(
     assert sorted(r["seed"] for r in results) == [0, 1]
     assert {r["optimizer"] for r in results} == {"random"}
     assert len(errors) == 2 and all("sobol" in e and "RuntimeError: boom" in e for e in errors)
+
+
+def test_async_protocol_proposes_one_per_freed_worker_with_the_others_pending() -> None:
+    from benchmarks.problems import PROBLEMS
+
+    calls: list[tuple[int, int]] = []  # (n asked, trials pending at the time)
+    pending: set[int] = set()
+    finished: list[int] = []
+
+    def propose(n: int) -> list[dict[str, float]]:
+        calls.append((n, len(pending)))
+        first = len(pending) + len(finished)  # trial k is the k-th proposed
+        pending.update(range(first, first + n))
+        return [{"x0": 0.0, "x1": float(k)} for k in range(first, first + n)]
+
+    def tell(k: int, value: float) -> None:
+        pending.remove(k)
+        finished.append(k)
+
+    out = runners.simulate_async(propose, tell, PROBLEMS["branin"], seed=0, budget=12, workers=4)
+    assert len(out["values"]) == 12 and len(out["times"]) == len(calls)
+    assert calls[0] == (4, 0)
+    assert all(c == (1, 3) for c in calls[1:])  # one at a time, three others running
+    assert sorted(finished) == list(range(12))
+    assert finished != list(range(12))  # simulated durations: trials finish out of order
+
+
+def test_async_durations_are_seeded_and_shared_by_every_optimizer() -> None:
+    a, b = runners.durations(3, 20), runners.durations(3, 20)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, runners.durations(4, 20))
+    assert np.all(a > 0)
+
+
+def test_an_async_run_is_cached_apart_from_batch_runs(tmp_path: Path) -> None:
+    run = runners.run_one("branin", "random", seed=0, batch=5, budget=9, workers=3)
+    assert len(run["values"]) == 9 and run["workers"] == 3 and run["batch"] == 1
+    assert len(run["times"]) == 1 + 6  # a first batch of 3, then one per finished trial
+    assert (tmp_path / "branin" / "random" / "n9-a3-s0.json").exists()
+    assert not (tmp_path / "branin" / "random" / "n9-b1-s0.json").exists()
+    assert runners.run_one("branin", "random", seed=0, batch=1, budget=9, workers=3)["cached"]
+
+
+def test_async_tables_are_labelled_and_keep_batch_runs_out(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = strategies._parse(["--problems", "branin", "--optimizers", "random", "--seeds", "1",
+                              "--budget", "2", "--protocol", "async", "--workers", "3"])
+    assert args.settings == [(1, 3)]
+    results = [_run("branin", "random", [1.0, 2.0]) | {"workers": 3},
+               _run("branin", "random", [9.0, 9.0])]  # a batch-1 run: not in this table
+    strategies.print_tables(results, args)
+    out = capsys.readouterr().out
+    assert "### async 3 workers: budget 2, 1 seeds" in out
+    assert "| branin | random | 1 | 1 | 1 |" in out
