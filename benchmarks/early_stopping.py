@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["sim", "processes", "pipeline"], default="sim")
     parser.add_argument("--sleep", type=float, default=0.02, help="seconds per epoch")
-    parser.add_argument("--family", choices=FAMILIES, default="strong",
+    parser.add_argument("--family", choices=FAMILIES, default="realistic",
                         help="curve family (benchmarks/curves/family.py)")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--dev", type=int, nargs="*", default=DEV_SEEDS)

@@ -118,7 +118,7 @@ class Outcome:
     counted: int | None = None  # epochs the training script counted (processes only)
 
 
-def simulate(judge: Judge, seed: int, n: int, family: str = "strong",
+def simulate(judge: Judge, seed: int, n: int, family: str = "realistic",
              workers: int = 4, barrier: bool = False) -> Outcome:
     """Every event is one epoch ending; ties go to the lower configuration index.
 
@@ -165,7 +165,7 @@ def train_command(seed: int, index: str | int, sleep: float, family: str) -> lis
             "--epochs", str(EPOCHS), "--sleep", str(sleep), "--family", family]
 
 
-def run_processes(judge: Judge, seed: int, n: int, sleep: float, family: str = "strong",
+def run_processes(judge: Judge, seed: int, n: int, sleep: float, family: str = "realistic",
                   workers: int = 4) -> Outcome:
     """The real command per trial; a stop is SIGTERM to the trial's process group."""
     lock = threading.Lock()

@@ -1,6 +1,6 @@
 """A command trial on a simulated learning curve: one ``epoch=<k> val_loss=<v>`` line per epoch.
 
-    python train.py --seed S --config I [--epochs 27] [--sleep 0.02] [--family strong]
+    python train.py --seed S --config I [--epochs 27] [--sleep 0.02] [--family realistic]
 
 Each epoch sleeps ``sleep * epoch_time`` seconds (configs differ in speed, so parallel
 trials drift apart as real ones do), then appends one line to the file named by
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=int, required=True)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--sleep", type=float, default=0.02)
-    parser.add_argument("--family", choices=FAMILIES, default="strong")
+    parser.add_argument("--family", choices=FAMILIES, default="realistic")
     args = parser.parse_args(argv)
     counter = os.environ.get(COUNTER_ENV)
     pace = args.sleep * config(args.seed, args.config).epoch_time
