@@ -118,6 +118,39 @@ def test_asha_keeps_the_top_third_of_the_values_at_the_rung() -> None:
     assert rule.should_stop(9, 1, 0.35, eight)
 
 
+def test_asha_with_few_values_at_a_rung_also_judges_the_filled_rung_below() -> None:
+    # rung 1 holds six others (0.1 .. 0.6) and the trial's own 0.35: 7 values, keep 2
+    rung1 = {n: Curve({1: 0.1 * (n + 1)}, "stopped") for n in range(6)}
+    rival = {6: Curve({1: 0.05, 2: 0.04, 3: 0.3}, "running")}  # the only other at rung 3
+    me = Curve({1: 0.35, 2: 0.3}, "running")
+    rule = AshaRule(max_steps=27)  # rungs 1, 3, 9
+    # at rung 3: 2 values, it is the best (0.2 < 0.3), but 0.35 is not in the top 2
+    # of rung 1 (0.05, 0.1) as rung 1 stands now: stopped
+    assert rule.should_stop(9, 3, 0.2, {**rung1, **rival, 9: me})
+    assert not AshaRule(max_steps=27).should_stop(
+        9, 3, 0.2, {**rung1, **rival, 9: Curve({1: 0.08, 2: 0.07}, "running")})
+    # the first at rung 3 (rung 9 comes after it) is judged below as well
+    assert rule.should_stop(9, 3, 0.2, {**rung1, 9: me})
+    # a rung below with fewer than 3 values judges nothing: rung 1 holds 2 here
+    assert not rule.should_stop(9, 3, 0.2, {0: rung1[0], 9: me})
+
+
+def test_asha_lets_the_first_at_the_last_rung_run_to_the_end() -> None:
+    # rung 9 is the last before 27; rung 3 holds 7 values and the trial is 4th there
+    rung3 = {n: Curve({3: 0.1 * (n + 1)}, "stopped") for n in range(6)}
+    me = Curve({3: 0.35, 8: 0.3}, "running")
+    assert not AshaRule(max_steps=27).should_stop(9, 9, 0.2, {**rung3, 9: me})
+    # not the first: judged below, and 0.35 is not in the top 2 of rung 3
+    second = {7: Curve({3: 0.01, 9: 0.5}, "stopped")}
+    assert AshaRule(max_steps=27).should_stop(9, 9, 0.2, {**rung3, **second, 9: me})
+    # a longer full length makes rung 9 a middle rung: the first there is judged below
+    assert AshaRule(max_steps=81).should_stop(9, 9, 0.2, {**rung3, 9: me})
+    # full length unknown (no max_steps, nothing completed): the first at any rung
+    assert not AshaRule().should_stop(9, 9, 0.2, {**rung3, 9: me})
+    rung1 = {n: Curve({1: 0.1 * (n + 1)}, "stopped") for n in range(6)}
+    assert not AshaRule().should_stop(9, 3, 0.2, {**rung1, 9: Curve({1: 0.35}, "running")})
+
+
 def test_asha_judges_only_at_rungs() -> None:
     five = {n: done(v, v, status="running") for n, v in enumerate([0.1, 0.2, 0.3, 0.4, 0.5])}
     five[9] = done(0.05, status="running")  # its own report at step 1: the best there
