@@ -1,16 +1,26 @@
 """The study loop: start rounds while slots are free, until a completion criterion holds.
 
-Asynchronous (the default): a new round starts as soon as a slot frees, for every
-slot free at that moment, and at most ``budget.max_parallel`` trials are in flight
-across all rounds. The next rounds' subflows are always started ahead and wait for
-their go, so Prefect's cost of a subflow (~0.2 s) is paid while trials run. Only one
-round plans its batch at a time, so slots that free while it plans go to the next
-round together: fast trials are batched, slow ones never wait for each other. The
-rounds still waiting when the study ends end without trials.
+Asynchronous (the default): a slot that frees gets a new trial at once, and at most
+``budget.max_parallel`` trials are in flight across all rounds. The next round's
+subflow is always started ahead and waits for its go, so Prefect's cost of a subflow
+(~0.25 s, seconds on a busy machine or when its SQLite API makes the client retry) is
+paid while trials run. Round size is set by that cost:
 
-Barrier (``execution.rounds: barrier``): a round starts only once the previous one
-has ended, so the same seed gives the same trials. Asynchronous proposals depend
-on which trials finished first; each is still a function of the history it saw.
+- a freed slot goes to the next round when it is ready: the round proposes for every
+  slot free at that moment (slots that free while a batch is planned wait for it and
+  go together), and the round before it is closed;
+- while the next round's subflow is still starting, freed slots go to the open round,
+  which proposes again (another ``load_history`` -> ``propose_batch`` -> trials in the
+  same subflow), so no slot ever waits for Prefect.
+
+With trials longer than a subflow's start-up, each round is one batch of the slots
+that freed together; with short ones, rounds grow. Rounds still waiting when the
+study ends end without trials.
+
+Barrier (``execution.rounds: barrier``): a round is one batch and starts only once the
+previous one has ended, so the same seed gives the same trials. Asynchronous
+proposals depend on which trials finished first; each is still a function of the
+history it saw.
 
 Once a criterion holds no trial starts; trials in flight finish and count.
 """
@@ -43,59 +53,62 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
     k = max((r.round for r in records), default=-1) + 1
     slots = Slots()
     rounds = RoundRunner(s, store, slots, prior)
-    running: list[Future[RoundResult]] = []
+    running: dict[int, Future[RoundResult]] = {}  # rounds given a go, trials maybe in flight
     ahead: dict[int, Future[RoundResult]] = {}  # the next rounds, started, awaiting a go
-    exhausted = False
+    opened: int | None = None  # the round that takes the freed slots until the next is ready
     try:
         while True:
             heartbeat.check(s.name)  # another runner took the study over: run nothing twice
+            if slots.error is not None:
+                raise slots.error
             just_ended, in_flight = slots.drain()
             records = _merge(records, just_ended, on_trial)
-            running, ended = _split(running)
-            exhausted |= any(r.proposed == 0 for r in ended)
-            if ended and on_round is not None:
+            if _ended(running) and on_round is not None:
                 on_round(records)
+            opened = opened if opened in running else None
             reason = stop_reason(records, sign=s.sign, max_trials=b.max_trials,
                                  max_runtime_s=b.max_runtime_s,
                                  elapsed_s=time.monotonic() - start, target=b.target,
                                  patience=b.patience, max_failed_trials=b.max_failed_trials)
-            if reason is None and exhausted and not running:
+            if reason is None and slots.exhausted and in_flight == 0:
                 reason = "space_exhausted"
             if reason is not None:
                 break
             starting = [j for j in ahead if j not in slots.waiting]
-            if (not starting and len(ahead) < (1 if barrier else AHEAD) and not exhausted
-                    and not (barrier and running)):
+            if (not starting and len(ahead) < (1 if barrier else AHEAD)
+                    and not slots.exhausted and not (barrier and running)):
                 # One subflow starting at a time: on Prefect's SQLite API, concurrent
                 # flow-run writes collide, and each collision costs a 2 s client retry.
                 ahead[k] = rounds.prepare(k)
                 k += 1
             n = _free(s, records, in_flight)
+            if n <= 0 or slots.planning or slots.exhausted:
+                slots.wait(_POLL_S)  # a trial ends, a batch is planned, a round is ready
+                continue
             first = min(ahead, default=None)
-            if n > 0 and first in slots.waiting and slots.planning == 0 and not exhausted:
+            if first in slots.waiting:  # a fresh round takes over from the open one
+                if opened is not None:
+                    slots.go(opened, 0)
                 slots.go(first, n)
-                running.append(ahead.pop(first))
+                running[first], opened = ahead.pop(first), first
+                if barrier:  # one batch per round
+                    slots.go(first, 0)
+                    opened = None
+            elif opened in slots.waiting:  # the next round is not ready: no slot waits for it
+                slots.go(opened, n)
             else:
                 slots.wait(_POLL_S)
     finally:
-        for j, fut in ahead.items():  # never given a go: they end without trials
-            _release(slots, j, fut)
-        for fut in running:  # trials in flight finish and count, whatever stopped the loop
-            fut.exception()
+        for j in [*ahead, *([opened] if opened is not None else [])]:
+            slots.go(j, 0)  # no more trials: a round that never had one ends at once
+        for fut in [*running.values(), *ahead.values()]:
+            fut.exception()  # trials in flight finish and count, whatever stopped the loop
         rounds.close()
-    for fut in running:
+    for fut in running.values():
         fut.result()  # an outage or a lost lease in a round stops the study
+    if slots.error is not None:
+        raise slots.error
     return reason, _merge(records, slots.drain()[0], on_trial)
-
-
-def _release(slots: Slots, k: int, waiting: Future[RoundResult]) -> None:
-    """End round ``k`` that waits for a go: once it waits, a go of 0 ends it at once."""
-    while not waiting.done():
-        if k in slots.waiting:
-            slots.go(k, 0)
-            break
-        slots.wait(0.05)
-    waiting.exception()
 
 
 def _free(s: StudySpec, records: list[TrialRecord], in_flight: int) -> int:
@@ -108,11 +121,10 @@ def _free(s: StudySpec, records: list[TrialRecord], in_flight: int) -> int:
     return n
 
 
-def _split(running: list[Future[RoundResult]]
-           ) -> tuple[list[Future[RoundResult]], list[RoundResult]]:
-    """Rounds still running, and the results of the ones that ended (their errors raised)."""
-    still = [f for f in running if not f.done()]
-    return still, [f.result() for f in running if f.done()]
+def _ended(running: dict[int, Future[RoundResult]]) -> list[RoundResult]:
+    """Take the rounds that ended out of ``running``; their errors are raised."""
+    ended = [j for j, f in running.items() if f.done()]
+    return [running.pop(j).result() for j in ended]
 
 
 def _merge(records: list[TrialRecord], ended: list[TrialRecord],

@@ -1,22 +1,24 @@
-"""One round: read the history from MLflow, propose a batch, run it in parallel.
+"""A round: read the history from MLflow, propose a batch, run it in parallel.
 
 A round is a Prefect subflow ``round-<k>``. Rounds overlap: the study loop
-(``flows/loop.py``) starts the next one as soon as a slot frees, in a thread of its
-own, so a round's slow trial no longer holds up the others. A failed trial never
-fails its round: its task run ends Failed (so Prefect and MLflow agree) and the
-round records it as a failed trial instead of raising.
+(``flows/loop.py``) gives a round its go when slots free, and a round stays open for
+further gos (another proposal in the same subflow) until the loop closes it, so a
+round's slow trial never holds up the others. Each round runs in a thread of its own.
+A failed trial never fails its round: its task run ends Failed (so Prefect and MLflow
+agree) and the round records it as a failed trial instead of raising.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prefect import flow, unmapped
 from prefect.context import SettingsContext, get_settings_context
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.states import Completed, State
 
@@ -35,22 +37,27 @@ from amtune.tasks.trial import trial_task
 
 class Slots:
     """Trials in flight across all rounds, the ones that ended since the last look, and
-    the hand-over to the round waiting to start.
+    the hand-over of freed slots to rounds.
 
     The next rounds' subflows are started before they are needed and wait here for
-    their ``go``, so Prefect's cost of starting a subflow (~0.2 s, seconds on a busy
-    machine) is paid while trials run, not while a slot stands empty. ``__slots__`` (no
-    ``__dict__``) also keeps Prefect from walking it when it records round parameters.
+    their first ``go``, so Prefect's cost of starting a subflow (~0.25 s, seconds on a
+    busy machine) is paid while trials run, not while a slot stands empty. A round
+    that has started stays open for more gos until the loop closes it (a go of 0).
+    ``__slots__`` (no ``__dict__``) also keeps Prefect from walking it when it records
+    round parameters.
     """
 
-    __slots__ = ("_cond", "_go", "ended", "in_flight", "planning", "waiting")
+    __slots__ = ("_cond", "_go", "ended", "error", "exhausted", "in_flight", "planning",
+                 "waiting")
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.in_flight = 0
-        self.planning = 0  # rounds given their go that have not planned their batch yet
-        self.waiting: set[int] = set()  # rounds ready and waiting for their go
-        self._go: dict[int, int] = {}
+        self.planning = 0  # gos given that have not been planned yet
+        self.exhausted = False  # a strategy proposed fewer points than asked
+        self.error: BaseException | None = None  # the first error that stops the study
+        self.waiting: set[int] = set()  # rounds waiting for a go
+        self._go: dict[int, deque[int]] = {}
         self.ended: list[TrialRecord] = []
 
     def __reduce__(self) -> tuple[type[Slots], tuple[()]]:
@@ -59,27 +66,36 @@ class Slots:
         return (Slots, ())
 
     def await_go(self, k: int) -> int:
-        """In round ``k``: block until the loop says how many trials (0: none)."""
+        """In round ``k``: block until the loop says how many more trials (0: no more)."""
         with self._cond:
             self.waiting.add(k)
             self._cond.notify_all()
-            while k not in self._go:
+            while not self._go.get(k):
                 self._cond.wait()
             self.waiting.discard(k)
-            return self._go.pop(k)
+            return self._go[k].popleft()
 
     def go(self, k: int, n: int) -> None:
-        """In the loop: let waiting round ``k`` propose ``n`` trials (0 ends it at once)."""
+        """In the loop: let round ``k`` propose ``n`` more trials; 0 closes it (a round
+        that never had a trial then ends at once, an open one once its trials end)."""
         with self._cond:
-            self._go[k] = n
+            self._go.setdefault(k, deque()).append(n)
             self.in_flight += n
             self.planning += n > 0
+            self.waiting.discard(k)  # taken: the loop never gives it two gos at once
             self._cond.notify_all()
 
     def planned(self, asked: int, got: int) -> None:
         with self._cond:
             self.in_flight -= asked - got
             self.planning -= 1
+            self.exhausted |= got < asked
+            self._cond.notify_all()
+
+    def fail(self, err: BaseException) -> None:
+        """A trial met an error that stops the study (an outage, a lost lease)."""
+        with self._cond:
+            self.error = self.error or err
             self._cond.notify_all()
 
     def ended_trial(self, record: TrialRecord) -> None:
@@ -117,37 +133,76 @@ class RoundResult:
 @flow(name="round", validate_parameters=False, persist_result=False, log_prints=False)
 def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
                prior: tuple[Trial, ...] = ()) -> RoundResult:
-    """Wait for the go, propose that many trials from the history as MLflow holds it
-    (trials in flight in other rounds included) and run them; each trial is reported
-    to ``slots`` as it ends."""
-    n = slots.await_go(k)
-    if n == 0:
-        return RoundResult(0)
+    """For each go the loop gives, propose that many trials from the history as MLflow
+    holds it (trials in flight in other rounds included) and start them, until the loop
+    closes the round; each trial is reported to ``slots`` as it ends."""
+    trials = _Trials(store, slots)
     try:
-        # Run here, not on the trials' task runner (Dask ships tasks to other
-        # processes): both are quick and use the store's history cache. Their states
-        # still wire the graph: history -> proposal -> every trial.
-        history = load_history(store, return_state=True)
-        proposal = propose_batch(spec, store, history, n, k, prior, return_state=True)
-        planned = proposal.result()
-    except BaseException:
-        slots.planned(n, 0)
-        raise
-    slots.planned(n, len(planned))
-    if not planned:
+        n = slots.await_go(k)
+        while n > 0:
+            try:
+                # Run here, not on the trials' task runner (Dask ships tasks to other
+                # processes): both are quick and use the store's history cache. Their
+                # states still wire the graph: history -> proposal -> its trials.
+                history = load_history(store, return_state=True)
+                proposal = propose_batch(spec, store, history, n, k, prior, return_state=True)
+                planned = proposal.result()
+            except BaseException:
+                slots.planned(n, 0)
+                raise
+            slots.planned(n, len(planned))
+            if planned:
+                futures = trial_task(spec).map(  # wait_for: the edges proposal -> trials
+                    unmapped(spec), unmapped(store), [p.number for p in planned],
+                    unmapped(k), [p.run_id for p in planned], [p.params for p in planned],
+                    wait_for=[proposal])
+                for fut, plan in zip(futures, planned, strict=True):
+                    trials.watch(fut, plan)
+            n = slots.await_go(k)
+    finally:
+        done = trials.wait()  # trials in flight finish and count, whatever happened
+    if not done:
         return RoundResult(0)
-    futures = trial_task(spec).map(  # wait_for: the graph's edges, proposal -> trials
-        unmapped(spec), unmapped(store), [p.number for p in planned], unmapped(k),
-        [p.run_id for p in planned], [p.params for p in planned], wait_for=[proposal])
-    by_future = {id(f): p for f, p in zip(futures, planned, strict=True)}
-    done: list[TrialRecord] = []
-    for fut in as_completed(list(futures)):
-        rec = _record(fut, by_future[id(fut)])
-        store.remember(rec)
-        done.append(rec)
-        slots.ended_trial(rec)
     # A returned state is the flow run's final state; the caller gets its data.
-    return _ended(k, RoundResult(len(planned), sorted(done, key=lambda r: r.number)))  # type: ignore[return-value]
+    return _ended(k, RoundResult(len(done), sorted(done, key=lambda r: r.number)))  # type: ignore[return-value]
+
+
+class _Trials:
+    """A round's trials in flight: each is recorded, and its slot freed, the moment it
+    ends (a callback on its future), whichever round or batch it belongs to."""
+
+    def __init__(self, store: StudyStore, slots: Slots) -> None:
+        self.store, self.slots = store, slots
+        self._cond = threading.Condition()
+        self._running = 0
+        self.done: list[TrialRecord] = []
+
+    def watch(self, fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> None:
+        with self._cond:
+            self._running += 1
+        fut.add_done_callback(lambda f: self._ended(f, plan))
+
+    def _ended(self, fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> None:
+        try:
+            rec = _record(fut, plan)
+        except BaseException as err:  # an outage or a lost lease: the study stops
+            self.slots.fail(err)
+        else:
+            self.store.remember(rec)
+            self.slots.ended_trial(rec)
+            with self._cond:
+                self.done.append(rec)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def wait(self) -> list[TrialRecord]:
+        """Block until every trial started in the round has ended and been recorded."""
+        with self._cond:
+            while self._running:
+                self._cond.wait()
+            return list(self.done)
 
 
 def _ended(k: int, result: RoundResult) -> State[RoundResult]:

@@ -1,0 +1,103 @@
+"""Does a trial cost more as the history grows? A long study of instant trials.
+
+    python -m benchmarks.growth                       # 5,000 trials, max_parallel 8
+    python -m benchmarks.growth --trials 2000 --block 500
+
+Runs one ``random`` study with an instant objective on a fresh MLflow SQLite store
+and Prefect's ephemeral API, then prints, per block of trials (in the order they
+ended, read back from MLflow), the trials per second and the mean time spent in the
+store calls every proposal and trial makes (``history``, ``start_trial``,
+``finish_trial``, timed by wrapping the methods in this process). The study's
+one-off start-up and summary are left out of the rates. Flat cost means the last
+block's rate is no lower than the first's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from amtune.flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env before it loads)
+
+TIMED = ("history", "start_trial", "finish_trial")
+_CALLS: dict[str, list[tuple[float, float]]] = defaultdict(list)  # name -> (end, seconds)
+_LOCK = threading.Lock()
+
+
+def instant(params: dict[str, Any]) -> float:
+    return float(params["x"]) ** 2
+
+
+def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            t1 = time.perf_counter()
+            with _LOCK:
+                _CALLS[name].append((time.time(), t1 - t0))
+    return call
+
+
+def run(uri: str, n: int, parallel: int) -> list[float]:
+    """The study; returns every trial's end time (epoch seconds), in order."""
+    from mlflow.tracking import MlflowClient
+
+    from amtune.flows.study import study_flow
+    from amtune.tasks.store.study import StudyStore
+
+    for name in TIMED:
+        setattr(StudyStore, name, _timed(name, getattr(StudyStore, name)))
+    r = study_flow(spec={
+        "name": "growth", "objective": {"function": "benchmarks.growth:instant",
+                                        "metric": "value"},
+        "parameters": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        "strategy": {"name": "random"}, "budget": {"max_trials": n, "max_parallel": parallel},
+        "seed": 0, "tracking": {"uri": uri}})
+    assert r.trials == n and r.failed == 0, r
+    client = MlflowClient(uri)
+    runs = client.search_runs([r.experiment_id], f"tags.`mlflow.parentRunId` = "
+                              f"'{r.parent_run_id}'", max_results=50_000)
+    return sorted(run.info.end_time / 1000 for run in runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trials", type=int, default=5000)
+    p.add_argument("--parallel", type=int, default=8)
+    p.add_argument("--block", type=int, default=1000)
+    args = p.parse_args(argv)
+    quiet_defaults()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.monotonic()
+        ends = run(f"sqlite:///{Path(tmp) / 'mlflow.db'}", args.trials, args.parallel)
+        wall = time.monotonic() - t0
+    print(f"{args.trials} instant trials, max_parallel {args.parallel}: {wall:.1f} s in all, "
+          f"{ends[-1] - ends[0]:.1f} s from the first trial's end to the last's", flush=True)
+    print(f"{'trials':>11} {'trials/s':>9} " + " ".join(f"{n + ' ms':>16}" for n in TIMED))
+    for lo in range(0, len(ends), args.block):
+        hi = min(lo + args.block, len(ends)) - 1
+        t_lo, t_hi = ends[lo], ends[hi]
+        rate = (hi - lo) / (t_hi - t_lo) if t_hi > t_lo else float("nan")
+        means = []
+        for name in TIMED:
+            xs = [s for end, s in _CALLS[name] if t_lo <= end <= t_hi]
+            means.append(1000 * sum(xs) / len(xs) if xs else float("nan"))
+        print(f"{lo + 1:>5}-{hi + 1:<5} {rate:>9.1f} " + " ".join(f"{m:>16.1f}" for m in means))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
