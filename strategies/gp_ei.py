@@ -26,7 +26,9 @@ batch is a function of (space, seed, options, history) only.
 * In spaces with categoricals, one proposal in ``category_every`` (4) leaves the
   incumbent's categories: the alternative values take turns and each is modelled by a
   GP of its own trials (``category_step.py``), since the shared model learns the
-  incumbent category's structure and mispredicts the others.
+  incumbent category's structure and mispredicts the others; its candidates include
+  the global best points moved into the value, and it predicts with its own worst trial
+  as prior mean, like the global model.
 * Pending (``running``) trials and earlier points of the same batch are conditioned on
   as Kriging-believer fantasies with a tiny noise, which collapses the posterior variance
   there so the next point goes elsewhere. Failed trials are conditioned on with the worst
@@ -169,7 +171,7 @@ class GPEI(Strategy):
 
     def _sobol(self, start: int, count: int, salt: int) -> np.ndarray:
         total = 1 << max(1, math.ceil(math.log2(start + count)))
-        engine = qmc.Sobol(self.space.dim, scramble=True, seed=np.random.default_rng(
+        engine = qmc.Sobol(self.space.dim, scramble=True, rng=np.random.default_rng(
             [self.seed, salt]))
         return engine.random(total)[start : start + count]
 
@@ -222,7 +224,7 @@ class GPEI(Strategy):
     def _candidates(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
                     ls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sobol points everywhere, and local moves around the centres (candidates.py)."""
-        sob = qmc.Sobol(self.space.dim, scramble=True, seed=rng).random(self.n_candidates)
+        sob = qmc.Sobol(self.space.dim, scramble=True, rng=rng).random(self.n_candidates)
         local = local_moves(x, y, self.n_values, ls, rng, self.per_category)
         return self._snap(sob), self._snap(local)
 
@@ -275,7 +277,8 @@ class GPEI(Strategy):
             rows = None
             if self._category_step(step):
                 rows = category_candidates(gp, len(x), self.n_values, home, best, rng,
-                                           self._snap, step // self.category_every)
+                                           self._snap, step // self.category_every,
+                                           worst_mean=self.prior_mean == "worst")
             if rows is not None:
                 xs = rows
             elif step % every:

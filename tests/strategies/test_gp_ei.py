@@ -291,6 +291,48 @@ def test_a_forced_category_step_leaves_the_incumbents_categories() -> None:
     assert q != p
 
 
+SHARED_SPACE = SearchSpace.from_dict({
+    "x": {"type": "float", "low": 0, "high": 1}, "y": {"type": "float", "low": 0, "high": 1},
+    "mode": {"type": "categorical", "values": ["a", "b"]}})
+
+
+def _shared(p: dict) -> float:  # the same shape in both modes, b 0.1 higher
+    return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2 + (0.1 if p["mode"] == "b" else 0.0)
+
+
+def _forced_rows(hist: list[Trial], worst_mean: bool = True) -> np.ndarray:
+    from amtune.strategies.category_step import category_candidates
+    from amtune.strategies.gp import GP, fit_hyper
+
+    strat = make_strategy("gp_ei", SHARED_SPACE, seed=0)
+    x = SHARED_SPACE.encode_many([t.params for t in hist])
+    y = np.array([t.value for t in hist])
+    y = (y - y.mean()) / y.std()
+    hyper = fit_hyper(x, y, strat.is_cat)
+    gp = GP(x, y, np.full(len(y), hyper.noise), hyper, strat.is_cat)
+    home = x[int(np.argmin(y)), strat.is_cat]
+    rows = category_candidates(gp, len(x), strat.n_values, home, float(y.min()),
+                               np.random.default_rng(0), strat._snap, 0, worst_mean)
+    assert rows is not None
+    return rows
+
+
+def _shared_history() -> list[Trial]:  # 12 trials in a, 3 far-off ones in b
+    rng = np.random.default_rng(0)
+    pts = [{"x": float(u), "y": float(v), "mode": "a"} for u, v in rng.random((12, 2))]
+    pts += [{"x": 0.9 + 0.05 * i, "y": 0.05 * i, "mode": "b"} for i in range(3)]
+    return [Trial(p, _shared(p)) for p in pts]
+
+
+def test_forced_step_candidates_include_the_best_points_moved_into_the_value() -> None:
+    hist = _shared_history()
+    rows = _forced_rows(hist)
+    assert np.all(rows[:, 2] == 0.75)  # every candidate in b
+    best_a = SHARED_SPACE.encode(min(hist, key=lambda t: t.value).params)
+    moved = np.r_[best_a[:2], 0.75]
+    assert np.any(np.all(np.isclose(rows, moved), axis=1))
+
+
 @pytest.mark.parametrize(("option", "value"), [("prior_mean", "mean"), ("category_every", -1)])
 def test_bad_mixed_options_name_the_field(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"strategy.options.{option}: "):
