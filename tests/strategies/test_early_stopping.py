@@ -24,7 +24,7 @@ def done(*values: float, status: str = "completed", start: int = 1) -> Curve:
 # Five finished trials, steps 1 to 3. Running averages up to step 2:
 # 0.9, 1.5, 0.5, 2.5, 1.1 -> median 1.1. Values at step 2: 0.8, 1, 0.4, 2, 1 -> median 1.0.
 FIVE = {0: done(1.0, 0.8, 0.7), 1: done(2.0, 1.0, 0.9),
-        2: done(0.6, 0.4, 0.3, status="stopped"), 3: done(3.0, 2.0, 1.9),
+        2: done(0.6, 0.4, 0.3), 3: done(3.0, 2.0, 1.9),
         4: done(1.2, 1.0, 0.9)}
 
 
@@ -59,6 +59,19 @@ def test_median_counts_trials_that_reached_the_step_running_ones_included() -> N
     # one that never reached step 2 does not count, however good it was
     short = {**FIVE, 5: done(0.01), 6: done(0.01, status="stopped")}
     assert not MedianRule().should_stop(9, 2, 1.05, short)
+
+
+def test_median_leaves_stopped_trials_out_of_the_median() -> None:
+    # two stopped trials that reached step 2 (averages 3 and 4): still a median of 1.1
+    losers = {**FIVE, 5: done(3.0, 3.0, status="stopped"), 6: done(4.0, 4.0, status="stopped")}
+    assert MedianRule().should_stop(9, 2, 1.15, losers)
+    # counted, they would have made it the median of seven, 1.5
+    assert not MedianRule().should_stop(9, 2, 1.15, {
+        n: Curve(c.values, "completed") for n, c in losers.items()})
+    # but they count as finished trials for min_trials
+    three = {n: FIVE[n] for n in (0, 1, 2)}
+    assert MedianRule().should_stop(9, 2, 1.5, {**three, 5: losers[5], 6: losers[6]})
+    assert not MedianRule().should_stop(9, 2, 1.5, {**three, 5: losers[5]})
 
 
 def test_median_ignores_the_trials_own_curve() -> None:
