@@ -93,21 +93,45 @@ def render(data: StudyResults, *, top: int | None, as_json: bool) -> None:
             "top": [trial_json(r) for r in trials]}, indent=2))
         return
     top = top or 10
+    stopped = stopped_first(data)
     console = Console(soft_wrap=True)  # long lines wrap in the terminal, not at 80 columns
-    console.print(f"study {data.study}: {n} trials ({failed} failed), status {data.status}"
+    console.print(f"study {data.study}: {n} trials ({failed} failed"
+                  + (f", {len(stopped)} stopped early" if stopped else "")
+                  + f"), status {data.status}"
                   + (f", stopped by {data.reason}" if data.reason else ""), highlight=False)
     if not best:
         reasons = Counter(r.reason or "unknown" for r in data.records if r.status == "failed")
         console.print("no completed trial"
                       + "".join(f"\n  {v}x {k}" for k, v in reasons.most_common(5)),
                       highlight=False, markup=False)
-        return
-    names = list(best[0].params)
-    table = Table("trial", data.metric, *names, "attempts")
-    for r in best[:top]:
-        table.add_row(str(r.number), f"{r.value:.6g}", *(_cell(r.params[k]) for k in names),
-                      str(r.attempts))
-    console.print(table)
+    else:
+        console.print(_table(data.metric, best[:top], step=False))
+    if stopped:
+        more = len(stopped) - top
+        console.print(f"stopped early, furthest first{f' ({more} more)' if more > 0 else ''}:",
+                      highlight=False)
+        console.print(_table(data.metric, stopped[:top], step=True))
+
+
+def stopped_first(data: StudyResults) -> list[TrialRecord]:
+    """Stopped trials, furthest first (then best last value, then number)."""
+    inf = float("inf")
+    return sorted((r for r in data.records if r.status == "stopped"),
+                  key=lambda r: (-(r.stopped_at or 0),
+                                 inf if r.value is None else data.sign * r.value, r.number))
+
+
+def _table(metric: str, records: list[TrialRecord], *, step: bool) -> Table:
+    """Completed trials (``step=False``) or stopped ones, with the step each stopped at
+    and its value there."""
+    names = list(records[0].params)
+    table = Table("trial", "status", *(["step"] if step else []), metric, *names, "attempts")
+    for r in records:
+        value = "" if r.value is None else f"{r.value:.6g}"
+        table.add_row(str(r.number), r.status,
+                      *([str(r.stopped_at) if r.stopped_at is not None else ""] if step else []),
+                      value, *(_cell(r.params.get(k, "")) for k in names), str(r.attempts))
+    return table
 
 
 def _cell(value: object) -> str:
