@@ -94,7 +94,8 @@ def test_table_shows_stopped_trials_with_their_step(amtune: Runner, tracking_uri
     # furthest first: trial 5 at step 3 (last loss 5), trial 6 at step 1 (last 21.25)
     assert [(c[0], c[1], c[2], c[3]) for c in stopped] == [
         ("5", "stopped", "3", "5"), ("6", "stopped", "1", "21.25")]
-    header = next(c for c in cells if "step" in c)
+    headers = [[c.strip() for c in line.split("┃")[1:-1]] for line in lines if "┃" in line]
+    header = next(h for h in headers if "step" in h)
     assert header[:4] == ["trial", "status", "step", "loss"]
     row = dict(zip(header, stopped[0], strict=True))
     assert (row["x"], row["kind"], row["attempts"]) == ("2", "b", "1")  # its params
