@@ -183,6 +183,56 @@ def test_function_trials_stopped_by_the_median_rule(prefect_api: str, tracking_u
         assert "amtune.stopped_at_step" not in runs[x].data.tags
 
 
+SLOW_EPOCHS, EPOCH_S = 12, 0.5  # a full trial: 6 s
+
+
+def paced(params: dict[str, Any], report: Any) -> float:
+    """x = 0 reports at once, then every 0.5 s, and is the best at every step; the others
+    report their first (worse) epoch after 0.3 s, when x = 0's is known, and are stopped
+    there under ASHA (rf 2). Not stopped, every trial would take 6 s."""
+    x = params["x"]
+    for epoch in range(1, SLOW_EPOCHS + 1):
+        if x and epoch == 1:
+            time.sleep(0.3)
+        report(epoch, loss=x + 1.0 / epoch)
+        time.sleep(EPOCH_S)
+    return x + 1.0 / SLOW_EPOCHS
+
+
+@pytest.mark.parametrize("rounds", ["async", "barrier"])
+def test_a_stopped_trial_frees_its_slot_at_once(prefect_api: str, tracking_uri: str,
+                                                rounds: str) -> None:
+    name = f"es-slots-{rounds}"
+    result = study_flow(spec={
+        "name": name,
+        "objective": {"function": "tests.flows.test_early_stopping_study:paced",
+                      "metric": "loss"},
+        "parameters": {"x": {"type": "int", "low": 0, "high": 5}},
+        "strategy": {"name": "grid"},
+        "budget": {"max_trials": 6, "max_parallel": 2},
+        "trial": {"retries": 0},
+        "execution": {"rounds": rounds},
+        "early_stopping": {"rule": "asha", "reduction_factor": 2, "max_steps": SLOW_EPOCHS},
+        "tracking": {"uri": tracking_uri},
+    })
+    assert (result.trials, result.stopped, result.best_params) == (6, 5, {"x": 0})
+    runs = by_x(study_runs(tracking_uri, name)[1])
+    start = {x: r.info.start_time / 1000 for x, r in runs.items()}
+    end = {x: r.info.end_time / 1000 for x, r in runs.items()}
+    full = SLOW_EPOCHS * EPOCH_S
+    for x in range(1, 6):
+        assert runs[x].data.tags["amtune.stopped_at_step"] == "1"
+        assert end[x] - start[x] < full / 2  # the trial itself ended at the stop
+    if rounds == "async":
+        # trial 1's slot went to trial 2 while trial 0 was still running
+        assert start[2] < end[0], (start, end)
+    else:
+        # barrier: trials 2 and 3 wait for trial 0, and their round, stopped at once,
+        # hands over to trials 4 and 5 well before a full trial's time
+        assert min(start[2], start[3]) >= end[0] - 0.05
+        assert min(start[4], start[5]) - max(start[2], start[3]) < full, (start, end)
+
+
 def test_study_killed_while_stopping_resumes_with_exactly_max_trials(
         prefect_api: str, tracking_uri: str, tmp_path: Path, amtune: Runner) -> None:
     pids = tmp_path / "pids"
