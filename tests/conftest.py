@@ -7,6 +7,11 @@
   it, so no test pays the server start-up twice.
 - ``tracking_uri`` is a per-test SQLite MLflow store.
 - ``amtune`` runs the CLI in a subprocess against both (``python -m amtune.flows.cli``).
+
+Under pytest-xdist every worker is its own process, so each has its own PREFECT_HOME,
+Prefect API server and temp dirs. Tests that share an expensive fixture (the scale
+servers, PostgreSQL, a module-scoped fixture) are sent to one worker together
+(``--dist loadgroup``), so that fixture still starts once.
 """
 
 from __future__ import annotations
@@ -37,13 +42,45 @@ for _k, _v in QUIET_ENV.items():
 assert "prefect" not in sys.modules, "Prefect must be imported after PREFECT_HOME is set"
 
 
+# Session fixtures that start servers, and the xdist group of the tests that use them.
+SHARED_SERVER_GROUPS = {"services": "scale-services", "postgres_srv": "postgres"}
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The group an item runs in under ``--dist loadgroup``, or None to run anywhere."""
+    names: list[str] = list(getattr(item, "fixturenames", ()))
+    for fixture, group in SHARED_SERVER_GROUPS.items():
+        if fixture in names:
+            return group
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    for name in names:
+        defs = info.name2fixturedefs.get(name)
+        if defs and defs[-1].scope == "module":
+            return item.nodeid.split("::", 1)[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks off the items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """The URL of a Prefect API shared by the whole session (in-process and subprocesses)."""
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    server = SubprocessASGIServer()
+    from tests.servers import free_port
+
+    # A port the OS picks, not Prefect's default draw from 8000-8999: that range is
+    # shared with every ephemeral server an ``amtune`` subprocess starts, on any worker.
+    server = SubprocessASGIServer(port=free_port())
     server.start(timeout=180)
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
