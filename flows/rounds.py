@@ -21,6 +21,7 @@ from prefect.context import SettingsContext, get_settings_context
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.states import Completed, State
+from prefect.utilities.annotations import opaque, quote
 
 from amtune.flows.execution import make_task_runner
 from amtune.flows.spec import StudySpec
@@ -144,8 +145,11 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
                 # Run here, not on the trials' task runner (Dask ships tasks to other
                 # processes): both are quick and use the store's history cache. Their
                 # states still wire the graph: history -> proposal -> its trials.
+                # opaque/quote: Prefect walks every task argument looking for futures,
+                # which made each proposal cost O(history); the edge stays drawn.
                 history = load_history(store, return_state=True)
-                proposal = propose_batch(spec, store, history, n, k, prior, return_state=True)
+                proposal = propose_batch(spec, store, opaque(history), n, k, quote(prior),
+                                         return_state=True)
                 planned = proposal.result()
             except BaseException:
                 slots.planned(n, 0)
