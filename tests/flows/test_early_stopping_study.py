@@ -10,6 +10,7 @@ trials 0 and 1 complete and every later one is worse than their median at step 1
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -32,8 +33,10 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 
+from amtune.flows.progress import Reporter
 from amtune.flows.study import study_flow
 from amtune.tasks.runners import TrialStopped
+from amtune.tasks.store.schema import TrialRecord
 from tests.conftest import Runner
 from tests.flows.helpers import counted, study_runs
 from tests.tasks.test_early_stopping_trials import survivors
@@ -231,6 +234,23 @@ def test_a_stopped_trial_frees_its_slot_at_once(prefect_api: str, tracking_uri: 
         # hands over to trials 4 and 5 well before a full trial's time
         assert min(start[2], start[3]) >= end[0] - 0.05
         assert min(start[4], start[5]) - max(start[2], start[3]) < full, (start, end)
+
+
+def test_the_progress_line_shows_stops() -> None:
+    def rec(n: int, status: str, value: float, at: int | None = None) -> TrialRecord:
+        return TrialRecord(n, 0, status, f"r{n}", {"x": n}, value=value, stopped_at=at)
+
+    plain = io.StringIO()
+    with Reporter("loss", 1.0, total=3, stream=plain, live=False) as r:
+        r.trial(rec(0, "completed", 0.5))
+        r.trial(rec(1, "stopped", 0.9, at=3))
+    lines = plain.getvalue().splitlines()
+    assert lines[-1] == "trial-0001 stopped at step 3 (loss=0.9)  [2/3, best 0.5]"
+    live = io.StringIO()
+    with Reporter("loss", 1.0, total=4, stream=live, live=True) as r:
+        r.begin([rec(0, "completed", 0.5), rec(1, "stopped", 0.9, at=3)])  # a resume
+        r.trial(rec(2, "stopped", 0.1, at=1))  # a stopped trial is never the best
+    assert "trials 3/4  failed 0  stopped 2  best loss 0.5" in live.getvalue()
 
 
 def test_study_killed_while_stopping_resumes_with_exactly_max_trials(

@@ -277,3 +277,28 @@ def test_a_stopped_trial_carries_its_last_value() -> None:
     assert Trial(params={"x": 1}, value=0.4, status="stopped").value == 0.4
     with pytest.raises(ValueError, match="allowed: completed, failed, running, stopped"):
         Trial(params={"x": 1}, status="paused")  # type: ignore[arg-type]
+
+
+def test_the_readme_gives_the_defaults_the_rules_have() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("\nearly_stopping:", 1)[1].split("```", 1)[0]
+    documented = {}
+    for line in block.splitlines():
+        key, _, rest = line.strip().partition(":")
+        if "# default" in rest:
+            documented[key] = int(rest.split("# default", 1)[1].split(":")[0])
+        elif "# no default" in rest:
+            documented[key] = None
+    assert documented == {"min_steps": 1, "reduction_factor": 3, "max_steps": None,
+                          "min_trials": 5}
+    median, asha = MedianRule(), AshaRule()
+    assert (median.min_steps, median.min_trials, median.max_steps) == (
+        documented["min_steps"], documented["min_trials"], documented["max_steps"])
+    assert (asha.min_steps, asha.reduction_factor, asha.max_steps) == (
+        documented["min_steps"], documented["reduction_factor"], documented["max_steps"])
+    hb = HyperbandRule(max_steps=27)
+    assert (hb.min_steps, hb.reduction_factor) == (documented["min_steps"],
+                                                   documented["reduction_factor"])
+    assert make_rule({"rule": "median"}) == MedianRule()  # {rule: median} alone works
