@@ -22,9 +22,8 @@ The value's GP predicts with the worst of its own trials as prior mean, as the g
 model does (``gp_ei.py``): with the fitted mean and a handful of trials, log-EI was
 largest wherever the few trials said nothing, and the forced steps on mixed6 landed
 far off (regret 2.6-18 on seed 1, against 0.55-1.7 for the other model-based steps).
-Measured on the dev problems, 10 seeds, batch 1 (median final regret / wrong-basin
-share): mixed6 0.467 / 80% before, 0.305 / 80% with both changes; seeds 10-19 (a second
-dev sample) 0.308 / 70% before, 0.301 / 70% after; switch5 and cond5 within a seed.
+On the dev problems neither change separates from the previous version at 10 seeds
+(mixed6 median 0.30-0.47 across the variants tried); benchmarks/README.md has the runs.
 """
 
 from __future__ import annotations
