@@ -15,10 +15,11 @@ batch is a function of (space, seed, options, history) only.
   0.0050, switch5 wrong-basin runs 4 vs 2 of 10, mixed6 0.39 vs 0.28: a mean-level
   prior leaves EI largest where there is no data (box faces on hgb_cancer; 40-70% of
   model-based trials at a bound in an earlier measurement).
-* Two of every three proposals (by trial index; one of two within a batch, which needs
-  more diversity than the fantasies alone give it) maximise log-EI only over local moves
-  around the best points and around each category value's best point, without gradient
-  polish (which runs to the bounds); the others maximise it over the whole space. The
+* Two of every three proposals (by trial index; one of two within a batch or while
+  other trials are pending, which needs more diversity than the fantasies alone give
+  it) maximise log-EI only over local moves around the best points and around each
+  category value's best point, without gradient polish (which runs to the bounds); the
+  others maximise it over the whole space. The
   local steps refine narrow valleys (min_samples_leaf 70-85 of [1, 100] on hgb_cancer)
   that a global step, seeing only the smooth trend, overshoots to the bound. Local
   moves keep categorical values or resample one of them uniformly (``candidates.py``):
@@ -268,7 +269,9 @@ class GPEI(Strategy):
             best = min(best, float(np.concatenate(yf).min()))
 
         rng = self._rng(len(history), 7)
-        every = self.global_every if n == 1 else self.batch_global_every
+        # Pending trials are fantasies like earlier points of a batch: one point asked
+        # while others run (asynchronous rounds) needs the batch schedule's diversity.
+        every = self.global_every if n + len(running) == 1 else self.batch_global_every
         home = x[int(np.argmin(y)), self.is_cat]  # the incumbent's categories
         for i in range(n):
             glob, local = self._candidates(x, y, rng, hyper.length_scales)

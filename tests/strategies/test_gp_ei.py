@@ -232,6 +232,15 @@ def test_sequential_schedule_has_its_own_option() -> None:
     assert np.linalg.norm(XYZ_SPACE.encode(local) - top, axis=-1).min() < 0.35
 
 
+def test_one_point_asked_while_others_run_follows_the_batch_schedule() -> None:
+    hist = _history(XYZ_SPACE, _irrelevant_z, 15, seed=4)
+    hist = [*hist[:-1], Trial(hist[-1].params, None, "running")]  # index 15: 15 % 3 == 0
+    def one(**options: int) -> dict:
+        return make_strategy("gp_ei", XYZ_SPACE, seed=0, **options).propose(hist, 1)[0]
+    assert one() == one(batch_global_every=2, global_every=1)  # the batch option decides
+    assert one() != one(batch_global_every=1)
+
+
 # -- mixed spaces: categorical moves, per-category incumbents, forced category steps ----
 
 def test_resampling_moves_one_category_to_any_other_value() -> None:
