@@ -8,7 +8,11 @@ configuration as soon as its trial ends or is stopped. Per method and curve set:
 
 - compute = epochs run / epochs of running all 48 to the end;
 - regret = final value of the best trial run to the end, minus the best final value
-  any of the 48 configurations reaches at 27 epochs (0: the best one was kept).
+  any of the 48 configurations reaches at 27 epochs (0: the best one was kept);
+- decided = epochs up to each trial's stop or end, over the same total: the compute the
+  decisions cost. In ``processes`` and ``pipeline`` modes compute is counted by the
+  training script, so it also holds the epochs a trial ran between the line that
+  decided its stop and its end (the stop's latency); in ``sim`` the two are equal.
 
 Two groups of curve sets: *dev* seeds (0-9; 10-39 were used as more dev sets when
 the rules' mechanisms were chosen), and *held-out* seeds (100-119), reported apart and
@@ -74,8 +78,11 @@ def score(outcome: Outcome, seed: int, family: str) -> dict[str, float]:
     reference = float(curves(seed, family=family)[:, -1].min())
     spent = outcome.counted if outcome.counted is not None else sum(outcome.epochs.values())
     best = min(outcome.completed.values()) if outcome.completed else float("inf")
+    # epochs up to each trial's stop (or its end): what the decisions cost, without the
+    # epochs a command runs between the line that decided its stop and its end
+    decided = sum(outcome.epochs.values())
     return {"compute": spent / (N_CONFIGS * EPOCHS), "regret": best - reference,
-            "full_runs": len(outcome.completed)}
+            "full_runs": len(outcome.completed), "decided": decided / (N_CONFIGS * EPOCHS)}
 
 
 def run_pipeline(method: str, seed: int, sleep: float, family: str, work: Path) -> Outcome:
@@ -117,8 +124,10 @@ def run_pipeline(method: str, seed: int, sleep: float, family: str, work: Path) 
     top = json.loads(out)["top"]  # every trial; stopped ones are not full runs
     completed = {int(t["params"]["config"]): float(t["value"]) for t in top
                  if t["status"] == "completed"}
+    epochs = {int(t["params"]["config"]): t["stopped_at_step"] or EPOCHS for t in top
+              if t["status"] in ("completed", "stopped")}
     counted = len(counter.read_text().splitlines()) if counter.exists() else 0
-    return Outcome({}, completed, counted)
+    return Outcome(epochs, completed, counted)
 
 
 def run(method: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, float]:
@@ -135,17 +144,18 @@ def run(method: str, seed: int, args: argparse.Namespace, work: Path) -> dict[st
 def table(title: str, rows: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
     print(f"\n{title}")
     print(f"{'method':18} {'compute':>8} {'(max)':>6} {'regret':>8} {'(max)':>7} "
-          f"{'best kept':>9} {'full runs':>9}")
+          f"{'best kept':>9} {'full runs':>9} {'decided':>8}")
     summary = {}
     for method, results in rows.items():
         c = np.array([r["compute"] for r in results])
         g = np.array([r["regret"] for r in results])
         kept = int((g <= 1e-12).sum())
         full = np.mean([r["full_runs"] for r in results])
+        decided = float(np.mean([r["decided"] for r in results]))
         summary[method] = {"compute": float(c.mean()), "regret": float(g.mean()),
-                           "regret_max": float(g.max())}
+                           "regret_max": float(g.max()), "decided": decided}
         print(f"{method:18} {c.mean():8.3f} {c.max():6.3f} {g.mean():8.4f} {g.max():7.4f} "
-              f"{kept:>4}/{len(results):<4} {full:9.1f}")
+              f"{kept:>4}/{len(results):<4} {full:9.1f} {decided:8.3f}")
     return summary
 
 

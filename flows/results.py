@@ -61,7 +61,8 @@ def every_trial(data: StudyResults) -> list[TrialRecord]:
 def trial_json(r: TrialRecord) -> dict[str, Any]:
     return {"number": r.number, "round": r.round, "status": r.status, "value": r.value,
             "attempts": r.attempts, "params": r.params, "metrics": r.metrics,
-            "duration_s": r.duration_s, "reason": r.reason, "run_id": r.run_id}
+            "duration_s": r.duration_s, "reason": r.reason, "run_id": r.run_id,
+            "stopped_at_step": r.stopped_at}
 
 
 def write_local_report(data: StudyResults, path: Path, uri: str) -> Path:

@@ -76,6 +76,8 @@ def test_json_lists_every_trial_best_first(amtune: Runner, tracking_uri: str,
     assert rows[0]["metrics"] == {"loss": 0.25} and rows[0]["duration_s"] == pytest.approx(0.3)
     assert rows[3]["reason"] == "exception: ValueError: bad x" and rows[3]["value"] is None
     assert rows[4]["reason"].startswith("killed")
+    assert [t["stopped_at_step"] for t in rows] == [None] * 5 + [3, 1]
+    assert rows[5]["value"] == 5.0  # a stopped trial's last value
     top = json.loads(amtune("results", "res", "--tracking-uri", tracking_uri, "--json",
                             "--top", "2").stdout)["top"]
     assert [t["number"] for t in top] == [2, 0]
