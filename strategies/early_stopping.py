@@ -133,13 +133,10 @@ class MedianRule(StoppingRule):
     did on the way to k, which is kinder to slow starters than their value at k.
     ``min_trials`` finished (completed or stopped) trials must exist first, so the
     median means something. The others compared are the trials still in the race
-    that reached k: completed ones and running ones (they reached k earlier), not
-    stopped ones, which the rule has judged losers already; counting them pulls the
-    median up with curves known to be bad, and every trial they let through pulls it
-    up further. Measured on the benchmark's dev curve sets (realistic family, sets
-    0-39): compute 0.39-0.41 instead of 0.52-0.53 with stopped trials counted, regret
-    0.0016 and 0 instead of 0; on the stress family (strong) the saving is the same
-    but regret rises (0.018-0.023 instead of 0-0.0015). ``benchmarks/README.md``.
+    that reached k (completed and running ones), not stopped ones: those are judged
+    losers already, and counting them pulls the median up, which lets more through
+    (dev curve sets: compute 0.39-0.41 instead of 0.52-0.53 at regret 0-0.0016; on the
+    stress family regret rises, see ``benchmarks/README.md``).
     """
 
     name: ClassVar[str] = "median"
@@ -186,16 +183,14 @@ class AshaRule(StoppingRule):
     (its own included). Rungs at or past the full length are not judged:
     ``max_steps`` may be left out, the longest completed trial then tells.
 
-    Fewer than ``reduction_factor`` values at a rung cannot tell a top 1/rf. The
-    paper's ASHA would pause such a trial until they can; a stopped trial cannot be
-    resumed, so here it goes on only if it is the best at the rung yet *and* still in
-    the top 1/rf at the highest lower rung that now holds ``reduction_factor`` values
-    or more (that rung has filled since the trial passed it). Without the second
-    test, the first trials at each rung run to the end whatever they are worth
-    (Optuna's SuccessiveHalvingPruner keeps them). One exception keeps a trial
-    running to the end: the first to reach the last rung before the full length
-    (any rung, while the full length is unknown) is judged on that rung alone.
-    Measured on the benchmark's dev curve sets, in ``benchmarks/README.md``.
+    Fewer than ``reduction_factor`` values at a rung cannot tell a top 1/rf (the
+    paper's ASHA would pause the trial; a stopped one cannot resume). Such a trial
+    goes on only if it is the best there yet *and* still in the top 1/rf at the
+    highest lower rung that now holds ``reduction_factor`` values or more; else the
+    first trials at each rung run to the end whatever they are worth (as in Optuna).
+    The first to reach the last rung before the full length (any rung, while that is
+    unknown) is judged on that rung alone, so some trial always completes.
+    Measured on dev curve sets in ``benchmarks/README.md``.
     """
 
     name: ClassVar[str] = "asha"
