@@ -57,11 +57,14 @@ def _close_quietly(cluster: Any) -> None:
 
 
 def make_task_runner(task_runner: str, address: str | None, max_parallel: int) -> Any:
-    """A round's task runner: a bounded thread pool, or the study's Dask cluster."""
+    """A round's task runner: a thread pool, or the study's Dask cluster."""
     if task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
         return DaskTaskRunner(address=address or local_cluster(max_parallel))
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=max_parallel)
+    # The loop's slots bound the trials in flight; the pool has room for more, as a
+    # trial's slot frees (and the next trial is submitted, maybe to the same round)
+    # while Prefect is still ending its task run in its thread.
+    return ThreadPoolTaskRunner(max_workers=2 * max_parallel)

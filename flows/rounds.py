@@ -177,18 +177,30 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
 
 class _Trials:
     """A round's trials in flight: each is recorded, and its slot freed, the moment it
-    ends (a callback on its future), whichever round or batch it belongs to."""
+    ends, whichever round or batch it belongs to: told by the store when the trial's
+    end is written in this process, else by a callback on its future (a Dask worker,
+    a failed task run)."""
 
     def __init__(self, store: StudyStore, slots: Slots) -> None:
         self.store, self.slots = store, slots
         self._cond = threading.Condition()
         self._running = 0
+        self._told: set[str] = set()
         self.done: list[TrialRecord] = []
 
     def watch(self, fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> None:
         with self._cond:
             self._running += 1
+        self.store.on_end(plan.run_id, self._tell)
         fut.add_done_callback(lambda f: self._ended(f, plan))
+
+    def _tell(self, rec: TrialRecord) -> None:
+        with self._cond:
+            if rec.run_id in self._told:
+                return
+            self._told.add(rec.run_id)
+            self.done.append(rec)
+        self.slots.ended_trial(rec)
 
     def _ended(self, fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> None:
         try:
@@ -196,10 +208,8 @@ class _Trials:
         except BaseException as err:  # an outage or a lost lease: the study stops
             self.slots.fail(err)
         else:
-            self.store.remember(rec)
-            self.slots.ended_trial(rec)
-            with self._cond:
-                self.done.append(rec)
+            self.store.remember(rec)  # tells _tell, unless the store already did
+            self._tell(rec)
         finally:
             with self._cond:
                 self._running -= 1

@@ -50,6 +50,7 @@ class _Live:
         self.client: Any = None
         self.known: dict[str, TrialRecord] = {}
         self.last_read: int | None = None
+        self.told: dict[str, Callable[[TrialRecord], None]] = {}  # run id -> on its end
         self.board: Any = None  # early stopping's curves (tasks/stopping.py), one per process
 
 
@@ -256,6 +257,16 @@ class StudyStore(BaseModel):
         """What this runner knows of a trial it ran (read back from MLflow anyway)."""
         with self._live.lock:
             self._live.known[record.run_id] = record
+            tell = self._live.told.pop(record.run_id, None) if record.status != "running" else None
+        if tell is not None:
+            tell(record)
+
+    def on_end(self, run_id: str, tell: Callable[[TrialRecord], None]) -> None:
+        """Call ``tell`` with the trial's record once it is written as ended, if that
+        happens in this process (``finish_trial`` in a thread of the flow's process),
+        so the slot frees before Prefect has finished the task run."""
+        with self._live.lock:
+            self._live.told[run_id] = tell
 
     def start_trial(self, number: int, round_: int, params: Mapping[str, Any],
                     strategy: str) -> str:

@@ -27,7 +27,7 @@ from prefect.client.schemas.objects import FlowRun, TaskRun
 from amtune.flows.study import study_flow
 from tests.flows.helpers import study_runs
 
-SLOW_S, FAST_S = 4.0, 0.05
+SLOW_S, FAST_S = 5.0, 0.05
 _CALLS = [0]
 _LOCK = threading.Lock()
 
@@ -86,8 +86,9 @@ def test_a_slow_trial_does_not_hold_up_the_others(prefect_api: str, tracking_uri
     slow, others = slow_and_others(children)
     during = [r for r in others if slow.info.start_time <= r.info.start_time
               and r.info.end_time <= slow.info.end_time]
-    # 3 s against 0.05 s trials: the second slot runs most of the others meanwhile.
-    assert len(during) >= 5, [(r.info.start_time, r.info.end_time) for r in others]
+    # 5 s against 0.05 s trials: the second slot runs others meanwhile (barrier rounds
+    # would run at most the slow trial's partner in its round); few, for busy machines.
+    assert len(during) >= 3, [(r.info.start_time, r.info.end_time) for r in others]
     assert max_in_flight(children) <= 2
 
     rounds, tasks = prefect_rounds(flow_run_id)
