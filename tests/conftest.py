@@ -44,11 +44,6 @@ assert "prefect" not in sys.modules, "Prefect must be imported after PREFECT_HOM
 
 # Session fixtures that start servers, and the xdist group of the tests that use them.
 SHARED_SERVER_GROUPS = {"services": "scale-services", "postgres_srv": "postgres"}
-# Modules whose tests rely on what an earlier test of the same module left in the process:
-# test_the_fingerprint_covers_the_modules_a_strategy_uses reads amtune.strategies.sobol
-# from sys.modules, which only the module's first test imports. Kept on one worker, in
-# order, until that test imports what it reads.
-IN_ORDER_MODULES = ("tests/benchmarks/test_harness.py",)
 
 
 def xdist_group(item: pytest.Item) -> str | None:
@@ -58,8 +53,6 @@ def xdist_group(item: pytest.Item) -> str | None:
         if fixture in names:
             return group
     module = item.nodeid.split("::", 1)[0]
-    if module in IN_ORDER_MODULES:
-        return module
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return None
