@@ -5,7 +5,11 @@
     python -m benchmarks.utilisation --trials 20 --scale 5   # trials of 1-10 s
 
 Each trial sleeps for a time set by its parameter (``0.2 + 1.8 * x`` seconds, x in
-[0, 1], times ``--scale``), as real training runs differ with their hyperparameters. Utilisation is
+[0, 1], times ``--scale``), as real training runs differ with their hyperparameters.
+Each sampler then draws its own durations, and the tail of the run (the last trials,
+when slots idle because none is left to start) differs with them. ``--durations
+order`` takes that luck out: the k-th trial to start sleeps the k-th of one seeded
+list, the same for every contender. Utilisation is
 busy trial-seconds / (max_parallel x span), the span running from the first trial's
 start to the last trial's end, measured by the trials themselves, so each tool's
 one-off start-up and summary are left out. All contenders run in one process, one
@@ -30,16 +34,29 @@ if str(ROOT) not in sys.path:
 from amtune.flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env before it loads)
 
 _SPANS: list[tuple[float, float]] = []  # (start, end) of every trial of the current run
+_ORDER: list[float] = []  # --durations order: the k-th trial to start sleeps _ORDER[k]
+_STARTS = [0]
 _LOCK = threading.Lock()
 
 
 def sleepy(params: dict[str, Any]) -> float:
-    """The objective: sleeps ``(0.2 + 1.8 x) * AMTUNE_BENCH_SCALE`` seconds, says when it ran."""
+    """The objective: sleeps ``(0.2 + 1.8 x) * AMTUNE_BENCH_SCALE`` seconds (or, with
+    ``--durations order``, the next of one seeded list), says when it ran."""
     start = time.time()
-    time.sleep((0.2 + 1.8 * float(params["x"])) * float(os.environ.get("AMTUNE_BENCH_SCALE", 1)))
+    with _LOCK:
+        k, _STARTS[0] = _STARTS[0], _STARTS[0] + 1
+    scale = float(os.environ.get("AMTUNE_BENCH_SCALE", 1))
+    time.sleep(_ORDER[k] if _ORDER else (0.2 + 1.8 * float(params["x"])) * scale)
     with _LOCK:
         _SPANS.append((start, time.time()))
     return float(params["x"])
+
+
+def in_start_order(n: int, scale: float, seed: int = 0) -> list[float]:
+    """Seeded durations of 0.2-2.0 s times ``scale``, one per trial in start order."""
+    import numpy as np
+
+    return [float(d) for d in np.random.default_rng(seed).uniform(0.2, 2.0, n) * scale]
 
 
 def run_amtune(uri: str, n: int, parallel: int, rounds: str) -> int:
@@ -67,12 +84,14 @@ def run_optuna(n: int, parallel: int) -> int:
     return n
 
 
-def measure(name: str, n: int, parallel: int) -> dict[str, float]:
+def measure(name: str, n: int, parallel: int, order: list[float]) -> dict[str, float]:
     # The study imports ``benchmarks.utilisation:sleepy``; run as ``-m``, this file is
     # ``__main__``, so the spans are read from the imported module's list.
     from benchmarks import utilisation as mod
 
     mod._SPANS.clear()
+    mod._STARTS[0] = 0
+    mod._ORDER[:] = order
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
@@ -94,17 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=4)
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every duration (5: trials of 1-10 s)")
+    p.add_argument("--durations", choices=("params", "order"), default="params",
+                   help="params: set by each trial's x; order: one seeded list, in start order")
     p.add_argument("--only", default="async,barrier,optuna",
                    help="comma-separated: async, barrier, optuna")
     args = p.parse_args(argv)
     quiet_defaults()
     os.environ["AMTUNE_BENCH_SCALE"] = str(args.scale)
     names = [s.strip() for s in args.only.split(",") if s.strip()]
+    order = in_start_order(args.trials, args.scale) if args.durations == "order" else []
     print(f"{args.trials} trials of {0.2 * args.scale:g}-{2.0 * args.scale:g} s, "
-          f"max_parallel {args.parallel}", flush=True)
+          f"max_parallel {args.parallel}, durations by {args.durations}", flush=True)
     print(f"{'contender':<10} {'util':>6} {'span s':>8} {'wall s':>8}", flush=True)
     for name in names:
-        r = measure(name, args.trials, args.parallel)
+        r = measure(name, args.trials, args.parallel, order)
         print(f"{name:<10} {r['utilisation']:>6.3f} {r['span_s']:>8.2f} {r['wall_s']:>8.2f}",
               flush=True)
     return 0
