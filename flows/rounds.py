@@ -86,11 +86,11 @@ class Slots:
             self.waiting.discard(k)  # taken: the loop never gives it two gos at once
             self._cond.notify_all()
 
-    def planned(self, asked: int, got: int) -> None:
+    def planned(self, asked: int, got: int, failed: bool = False) -> None:
         with self._cond:
             self.in_flight -= asked - got
             self.planning -= 1
-            self.exhausted |= got < asked
+            self.exhausted |= got < asked and not failed
             self._cond.notify_all()
 
     def fail(self, err: BaseException) -> None:
@@ -152,7 +152,7 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
                                          return_state=True)
                 planned = proposal.result()
             except BaseException:
-                slots.planned(n, 0)
+                slots.planned(n, 0, failed=True)
                 raise
             slots.planned(n, len(planned))
             if planned:
