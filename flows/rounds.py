@@ -156,14 +156,14 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
                 raise
             slots.planned(n, len(planned))
             if planned:
-                # wait_for: the edges proposal -> trials. Quoted: Prefect links a plain
-                # value (list, dict, str, int) to an earlier task result by id() alone,
-                # and a new one can reuse a freed one's id (prefect#20558), which drew
-                # edges from other tasks.
+                # wait_for: the edges proposal -> trials. Prefect may add a stray one: it
+                # links plain values to earlier task results by id() alone (prefect#20558).
+                # Quoting the mapped values avoids that on threads but breaks the Dask
+                # runner, which names the task run before it unquotes ``number``.
                 futures = trial_task(spec).map(
-                    unmapped(spec), unmapped(store), quote([p.number for p in planned]),
-                    unmapped(quote(k)), quote([p.run_id for p in planned]),
-                    quote([p.params for p in planned]), wait_for=[proposal])
+                    unmapped(spec), unmapped(store), [p.number for p in planned],
+                    unmapped(k), [p.run_id for p in planned], [p.params for p in planned],
+                    wait_for=[proposal])
                 for fut, plan in zip(futures, planned, strict=True):
                     trials.watch(fut, plan)
             n = slots.await_go(k)
