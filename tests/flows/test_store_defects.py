@@ -88,7 +88,9 @@ def test_running_and_killed_trials_keep_their_params(amtune: Runner, prefect_api
     try:
         running = []
         deadline = time.monotonic() + 120
-        while len(running) < 2 and time.monotonic() < deadline:
+        # A run's params follow its create_run by one write: wait for both.
+        while time.monotonic() < deadline and not (len(running) == 2 and all(
+                set(r.data.params) == {"x", "y", "kind"} for r in running)):
             time.sleep(0.5)
             running = [r for r in study_runs_safe(uri, "gated") if r.info.status == "RUNNING"]
         assert len(running) == 2
