@@ -29,14 +29,15 @@ from amtune.tasks.store.study import StudyStore
 
 
 def trial_rows(records: list[TrialRecord]) -> list[dict[str, Any]]:
-    """One row per trial: number, round, status, attempts, params, metrics, duration."""
+    """One row per trial: number, round, status, the step a stopped trial was stopped
+    at, attempts, params, metrics, duration."""
     params = sorted({k for r in records for k in r.params})
     metrics = sorted({k for r in records for k in r.metrics})
     rows = []
     for r in sorted(records, key=lambda r: r.number):
         row: dict[str, Any] = {"number": r.number, "round": r.round, "status": r.status,
-                               "attempts": r.attempts, "duration_s": r.duration_s,
-                               "reason": r.reason or ""}
+                               "stopped_at_step": r.stopped_at, "attempts": r.attempts,
+                               "duration_s": r.duration_s, "reason": r.reason or ""}
         row.update({f"param.{k}": r.params.get(k) for k in params})
         row.update({f"metric.{k}": r.metrics.get(k) for k in metrics})
         rows.append(row)

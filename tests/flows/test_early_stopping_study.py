@@ -10,6 +10,7 @@ trials 0 and 1 complete and every later one is worse than their median at step 1
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import os
 import signal
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import mlflow.artifacts
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -105,9 +107,16 @@ def test_command_trials_stopped_by_asha(prefect_api: str, tracking_uri: str, tmp
     assert (result.reason, result.trials, result.failed) == ("max_trials", 6, 0)
     assert result.stopped >= 1 and result.best_params == {"x": 0}
 
-    _, children = study_runs(tracking_uri, name)
+    (parent,), children = study_runs(tracking_uri, name)
     assert len(counted(children)) == 6 and all(r.info.status == "FINISHED" for r in children)
     runs = by_x(children)
+    csv_path = mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="trials.csv", tracking_uri=tracking_uri,
+        dst_path=str(tmp_path / "csv"))
+    rows = {int(row["param.x"]): row
+            for row in csv.DictReader(io.StringIO(Path(csv_path).read_text()))}
+    assert (rows[5]["status"], rows[5]["stopped_at_step"]) == ("stopped", "1")
+    assert (rows[0]["status"], rows[0]["stopped_at_step"]) == ("completed", "")
     assert "amtune.stopped_at_step" not in runs[0].data.tags  # the best is never stopped
     worst = runs[5]
     assert worst.data.tags["amtune.stopped_at_step"] == "1"
