@@ -12,7 +12,10 @@ order`` takes that luck out: the k-th trial to start sleeps the k-th of one seed
 list, the same for every contender. Utilisation is
 busy trial-seconds / (max_parallel x span), the span running from the first trial's
 start to the last trial's end, measured by the trials themselves, so each tool's
-one-off start-up and summary are left out. All contenders run in one process, one
+one-off start-up and summary are left out. The idle slot-seconds are split into
+``gaps`` (before the last trial starts: freed slots waiting for their next trial,
+the tool's turnaround; ``per start`` divides them by the trials that started into a
+freed slot) and ``tail`` (after it: nothing left to start). All contenders run in one process, one
 after the other, each with its own fresh MLflow SQLite store.
 """
 
@@ -63,8 +66,8 @@ def run_amtune(uri: str, n: int, parallel: int, rounds: str) -> int:
     from amtune.flows.study import study_flow
 
     r = study_flow(spec={
-        "name": f"util-{rounds}", "objective": {"function": "benchmarks.utilisation:sleepy",
-                                                "metric": "value"},
+        "name": f"util-{rounds}-{time.time_ns()}",  # a fresh study on a shared server
+        "objective": {"function": "benchmarks.utilisation:sleepy", "metric": "value"},
         "parameters": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
         "strategy": {"name": "random"}, "budget": {"max_trials": n, "max_parallel": parallel},
         "execution": {"rounds": rounds}, "seed": 0, "tracking": {"uri": uri}})
@@ -84,7 +87,8 @@ def run_optuna(n: int, parallel: int) -> int:
     return n
 
 
-def measure(name: str, n: int, parallel: int, order: list[float]) -> dict[str, float]:
+def measure(name: str, n: int, parallel: int, order: list[float],
+            tracking_uri: str | None = None) -> dict[str, float]:
     # The study imports ``benchmarks.utilisation:sleepy``; run as ``-m``, this file is
     # ``__main__``, so the spans are read from the imported module's list.
     from benchmarks import utilisation as mod
@@ -94,7 +98,7 @@ def measure(name: str, n: int, parallel: int, order: list[float]) -> dict[str, f
     mod._ORDER[:] = order
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        uri = tracking_uri or f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         if name == "optuna":
             run_optuna(n, parallel)
         else:
@@ -104,7 +108,22 @@ def measure(name: str, n: int, parallel: int, order: list[float]) -> dict[str, f
     busy = sum(e - s for s, e in spans)
     span = max(e for _, e in spans) - min(s for s, _ in spans)
     return {"trials": len(spans), "span_s": span, "wall_s": wall,
-            "utilisation": busy / (parallel * span)}
+            "utilisation": busy / (parallel * span), **idle(spans, parallel)}
+
+
+def idle(spans: list[tuple[float, float]], parallel: int) -> dict[str, float]:
+    """Idle slot-seconds split where they arise: ``gaps`` before the last trial starts
+    (a freed slot waiting for its next trial: the tool's turnaround), ``tail`` after it
+    (no trial left to start: the durations' luck, the same for every tool)."""
+    first = min(s for s, _ in spans)
+    last_start = max(s for s, _ in spans)
+    end = max(e for _, e in spans)
+    busy_before = sum(max(0.0, min(e, last_start) - s) for s, e in spans)
+    busy_after = sum(max(0.0, e - max(s, last_start)) for s, e in spans)
+    return {"gaps_s": parallel * (last_start - first) - busy_before,
+            "tail_s": parallel * (end - last_start) - busy_after,
+            "turnaround_s": (parallel * (last_start - first) - busy_before)
+            / max(1, len(spans) - parallel)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="params: set by each trial's x; order: one seeded list, in start order")
     p.add_argument("--only", default="async,barrier,optuna",
                    help="comma-separated: async, barrier, optuna")
+    p.add_argument("--tracking-uri", help="amtune's MLflow, e.g. an `mlflow server` "
+                   "(default: a fresh SQLite file per contender)")
     args = p.parse_args(argv)
     quiet_defaults()
     os.environ["AMTUNE_BENCH_SCALE"] = str(args.scale)
@@ -124,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     order = in_start_order(args.trials, args.scale) if args.durations == "order" else []
     print(f"{args.trials} trials of {0.2 * args.scale:g}-{2.0 * args.scale:g} s, "
           f"max_parallel {args.parallel}, durations by {args.durations}", flush=True)
-    print(f"{'contender':<10} {'util':>6} {'span s':>8} {'wall s':>8}", flush=True)
+    print(f"{'contender':<10} {'util':>6} {'span s':>8} {'wall s':>8} {'gaps s':>7} "
+          f"{'tail s':>7} {'per start':>9}", flush=True)
     for name in names:
-        r = measure(name, args.trials, args.parallel, order)
-        print(f"{name:<10} {r['utilisation']:>6.3f} {r['span_s']:>8.2f} {r['wall_s']:>8.2f}",
-              flush=True)
+        r = measure(name, args.trials, args.parallel, order, args.tracking_uri)
+        print(f"{name:<10} {r['utilisation']:>6.3f} {r['span_s']:>8.2f} {r['wall_s']:>8.2f} "
+              f"{r['gaps_s']:>7.2f} {r['tail_s']:>7.2f} {r['turnaround_s']:>9.3f}", flush=True)
     return 0
 
 
