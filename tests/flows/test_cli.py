@@ -79,7 +79,7 @@ def test_function_study_cli(amtune: Runner, prefect_api: str, tmp_path: Path) ->
     assert data["trials"] == 6 and len(data["top"]) == 3
     assert math.isclose(data["best"]["value"], min(c.data.metrics["loss"] for c in children))
     rows = (tmp_path / "t.csv").read_text().strip().splitlines()
-    assert len(rows) == 7 and rows[0].startswith("number,round,status,attempts")
+    assert len(rows) == 7 and rows[0].startswith("number,round,status,stopped_at_step,attempts")
 
     # --max-trials extends the finished study: 2 more trials, none re-run
     r = amtune("run", str(path), "--tracking-uri", uri, "--max-trials", "8",
