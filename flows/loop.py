@@ -17,6 +17,14 @@ With trials longer than a subflow's start-up, each round is one batch of the slo
 that freed together; with short ones, rounds grow. Rounds still waiting when the
 study ends end without trials.
 
+While every slot is busy, the round the next freed slot will go to plans one trial
+ahead (``PLAN_AHEAD``: history, proposal) and starts it the moment a slot frees,
+opening its MLflow run then, so the slot waits for neither the history read nor the
+strategy. The proposal sees the trials then running as pending, the one whose slot
+it takes included. No other proposal is made before the planned trial's run exists
+(a go starts it first), so no point is proposed twice and no number is given twice.
+If the study ends first, the planned trial is dropped: it has no run.
+
 Barrier (``execution.rounds: barrier``): a round is one batch and starts only once the
 previous one has ended, so the same seed gives the same trials. Asynchronous
 proposals depend on which trials finished first; each is still a function of the
@@ -32,7 +40,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from amtune.flows.completion import stop_reason
-from amtune.flows.rounds import AHEAD, RoundResult, RoundRunner, Slots
+from amtune.flows.rounds import AHEAD, RoundResult, RoundRunner
+from amtune.flows.slots import PLAN_AHEAD, Slots
 from amtune.flows.spec import StudySpec
 from amtune.strategies import Trial
 from amtune.tasks.store.lease import Heartbeat
@@ -82,17 +91,29 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                 ahead[k] = rounds.prepare(k)
                 k += 1
             n = _free(s, records, in_flight)
-            if n <= 0 or slots.planning or slots.exhausted:
+            if slots.planning or slots.exhausted:
                 slots.wait(_POLL_S)  # a trial ends, a batch is planned, a round is ready
                 continue
             first = min(ahead, default=None)
-            if first in slots.waiting:  # a fresh round takes over from the open one
+            if n <= 0:  # every slot busy: the round the next slot goes to plans a trial
+                target = first if first in slots.waiting else opened
+                if (not barrier and slots.held is None and target in slots.waiting
+                        and _left(s, records, in_flight) > 0):
+                    slots.go(target, PLAN_AHEAD)
+                else:
+                    slots.wait(_POLL_S)
+                continue
+            held = slots.held
+            if held is not None and held == opened:  # the open round starts its held trial
+                slots.go(opened, n)
+            elif held in ahead or (held is None and first in slots.waiting):
+                take = held if held is not None else first  # a fresh round takes over
                 if opened is not None:
                     slots.go(opened, 0)
-                slots.go(first, n)
-                running[first], opened = ahead.pop(first), first
+                slots.go(take, n)
+                running[take], opened = ahead.pop(take), take
                 if barrier:  # one batch per round
-                    slots.go(first, 0)
+                    slots.go(take, 0)
                     opened = None
             elif opened in slots.waiting:  # the next round is not ready: no slot waits for it
                 slots.go(opened, n)
@@ -117,6 +138,19 @@ def _free(s: StudySpec, records: list[TrialRecord], in_flight: int) -> int:
     done = counted(records)
     n = min(b.max_parallel - in_flight, b.max_trials - len(done) - in_flight)
     if b.max_failed_trials is not None:  # never run past the failure limit
+        n = min(n, b.max_failed_trials - sum(r.status == "failed" for r in done) - in_flight)
+    return n
+
+
+def _left(s: StudySpec, records: list[TrialRecord], in_flight: int) -> int:
+    """With every slot busy: how many trials may still start once slots free (0 when
+    the budget or the failure limit is taken by the trials in flight)."""
+    b = s.budget
+    if in_flight < b.max_parallel:
+        return 0
+    done = counted(records)
+    n = b.max_trials - len(done) - in_flight
+    if b.max_failed_trials is not None:
         n = min(n, b.max_failed_trials - sum(r.status == "failed" for r in done) - in_flight)
     return n
 

@@ -4,6 +4,8 @@ A round is a Prefect subflow ``round-<k>``. Rounds overlap: the study loop
 (``flows/loop.py``) gives a round its go when slots free, and a round stays open for
 further gos (another proposal in the same subflow) until the loop closes it, so a
 round's slow trial never holds up the others. Each round runs in a thread of its own.
+A round may also plan a trial ahead, while every slot is busy, and start it with its
+next go (``flows/slots.py``); its MLflow run is opened as it starts.
 A failed trial never fails its round: its task run ends Failed (so Prefect and MLflow
 agree) and the round records it as a failed trial instead of raising.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,105 +25,17 @@ from prefect.states import Completed, State
 from prefect.utilities.annotations import opaque, quote
 
 from amtune.flows.execution import make_task_runner
+from amtune.flows.slots import PLAN_AHEAD, Slots
 from amtune.flows.spec import StudySpec
 from amtune.strategies import Trial
 from amtune.tasks.context import PlannedTrial
-from amtune.tasks.propose import load_history, propose_batch
+from amtune.tasks.propose import load_history, open_run, propose_batch
 from amtune.tasks.runners.failures import TrialFailure
 from amtune.tasks.store.lease import LeaseLost
 from amtune.tasks.store.outage import TrackingOutage
 from amtune.tasks.store.schema import TrialRecord
 from amtune.tasks.store.study import StudyStore
 from amtune.tasks.trial import trial_task
-
-
-class Slots:
-    """Trials in flight across all rounds, the ones that ended since the last look, and
-    the hand-over of freed slots to rounds.
-
-    The next rounds' subflows are started before they are needed and wait here for
-    their first ``go``, so Prefect's cost of starting a subflow (~0.25 s, seconds on a
-    busy machine) is paid while trials run, not while a slot stands empty. A round
-    that has started stays open for more gos until the loop closes it (a go of 0).
-    ``__slots__`` (no ``__dict__``) also keeps Prefect from walking it when it records
-    round parameters.
-    """
-
-    __slots__ = ("_cond", "_go", "ended", "error", "exhausted", "in_flight", "planning",
-                 "waiting")
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.in_flight = 0
-        self.planning = 0  # gos given that have not been planned yet
-        self.exhausted = False  # a strategy proposed fewer points than asked
-        self.error: BaseException | None = None  # the first error that stops the study
-        self.waiting: set[int] = set()  # rounds waiting for a go
-        self._go: dict[int, deque[int]] = {}
-        self.ended: list[TrialRecord] = []
-
-    def __reduce__(self) -> tuple[type[Slots], tuple[()]]:
-        """A fresh, unused copy: Prefect's Dask runner pickles the round's flow-run
-        context, parameters included, with every trial; the trials never use it."""
-        return (Slots, ())
-
-    def await_go(self, k: int) -> int:
-        """In round ``k``: block until the loop says how many more trials (0: no more)."""
-        with self._cond:
-            self.waiting.add(k)
-            self._cond.notify_all()
-            while not self._go.get(k):
-                self._cond.wait()
-            self.waiting.discard(k)
-            return self._go[k].popleft()
-
-    def go(self, k: int, n: int) -> None:
-        """In the loop: let round ``k`` propose ``n`` more trials; 0 closes it (a round
-        that never had a trial then ends at once, an open one once its trials end)."""
-        with self._cond:
-            self._go.setdefault(k, deque()).append(n)
-            self.in_flight += n
-            self.planning += n > 0
-            self.waiting.discard(k)  # taken: the loop never gives it two gos at once
-            self._cond.notify_all()
-
-    def planned(self, asked: int, got: int, failed: bool = False) -> None:
-        with self._cond:
-            self.in_flight -= asked - got
-            self.planning -= 1
-            self.exhausted |= got < asked and not failed
-            self._cond.notify_all()
-
-    def fail(self, err: BaseException) -> None:
-        """A trial met an error that stops the study (an outage, a lost lease)."""
-        with self._cond:
-            self.error = self.error or err
-            self._cond.notify_all()
-
-    def ended_trial(self, record: TrialRecord) -> None:
-        with self._cond:
-            self.in_flight -= 1
-            self.ended.append(record)
-            self._cond.notify_all()
-
-    def wait(self, timeout_s: float) -> None:
-        """Until something changed (a trial ended, a batch was planned) or the timeout."""
-        with self._cond:
-            self._cond.wait(timeout_s)
-
-    def notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-    def drain(self) -> tuple[list[TrialRecord], int]:
-        """The trials that ended since the last call, and the trials in flight now.
-
-        Read together: a trial that ends between two separate reads would be neither
-        in flight nor among the ended ones, and the budget would be overshot.
-        """
-        with self._cond:
-            out, self.ended = self.ended, []
-            return out, self.in_flight
 
 
 @dataclass
@@ -138,41 +51,79 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
     holds it (trials in flight in other rounds included) and start them, until the loop
     closes the round; each trial is reported to ``slots`` as it ends."""
     trials = _Trials(store, slots)
+    held: _Plan | None = None  # a trial planned ahead, started with the next go
     try:
         n = slots.await_go(k)
-        while n > 0:
-            try:
-                # Run here, not on the trials' task runner (Dask ships tasks to other
-                # processes): both are quick and use the store's history cache. Their
-                # states still wire the graph: history -> proposal -> its trials.
-                # opaque/quote: Prefect walks every task argument looking for futures,
-                # which made each proposal cost O(history); the edge stays drawn.
-                history = load_history(store, return_state=True)
-                proposal = propose_batch(spec, store, opaque(history), n, k, quote(prior),
-                                         return_state=True)
-                planned = proposal.result()
-            except BaseException:
-                slots.planned(n, 0, failed=True)
-                raise
-            slots.planned(n, len(planned))
-            if planned:
-                # wait_for: the edges proposal -> trials. Prefect may add a stray one: it
-                # links plain values to earlier task results by id() alone (prefect#20558).
-                # Quoting the mapped values avoids that on threads but breaks the Dask
-                # runner, which names the task run before it unquotes ``number``.
-                futures = trial_task(spec).map(
-                    unmapped(spec), unmapped(store), [p.number for p in planned],
-                    unmapped(k), [p.run_id for p in planned], [p.params for p in planned],
-                    wait_for=[proposal])
-                for fut, plan in zip(futures, planned, strict=True):
-                    trials.watch(fut, plan)
+        while n != 0:
+            if n == PLAN_AHEAD:
+                try:
+                    held = _plan(spec, store, k, 1, prior, open_runs=False)
+                except BaseException:
+                    slots.planned_ahead(k, 0, failed=True)
+                    raise
+                slots.planned_ahead(k, len(held[1]))
+                held = held if held[1] else None
+            else:
+                got = 0
+                try:
+                    if held is not None:  # started first: its slot waits for nothing
+                        got, held = _start(spec, store, k, trials, held), None
+                    if n > got:
+                        got += _start(spec, store, k, trials, _plan(spec, store, k, n - got,
+                                                                    prior))
+                except BaseException:
+                    slots.planned(n, got, failed=True)
+                    raise
+                slots.planned(n, got)
             n = slots.await_go(k)
     finally:
+        if held is not None:  # the study ended before a slot freed for it: no run
+            get_run_logger().info("trial-%04d was planned ahead and not run: the study "
+                                  "ended first", held[1][0].number)
         done = trials.wait()  # trials in flight finish and count, whatever happened
     if not done:
         return RoundResult(0)
     # A returned state is the flow run's final state; the caller gets its data.
     return _ended(k, RoundResult(len(done), sorted(done, key=lambda r: r.number)))  # type: ignore[return-value]
+
+
+_Plan = tuple[State[list[PlannedTrial]], list[PlannedTrial]]
+
+
+def _plan(spec: StudySpec, store: StudyStore, k: int, n: int, prior: tuple[Trial, ...],
+          open_runs: bool = True) -> _Plan:
+    """``load_history`` -> ``propose_batch`` for ``n`` trials (with their MLflow runs,
+    or, planned ahead, without: opened by ``_start``).
+
+    Run here, not on the trials' task runner (Dask ships tasks to other processes):
+    both are quick and use the store's history cache. Their states still wire the
+    graph: history -> proposal -> its trials. opaque/quote: Prefect walks every task
+    argument looking for futures, which made each proposal cost O(history); the edge
+    stays drawn.
+    """
+    history = load_history(store, return_state=True)
+    proposal = propose_batch(spec, store, opaque(history), n, k, quote(prior), open_runs,
+                             return_state=True)
+    return proposal, proposal.result()
+
+
+def _start(spec: StudySpec, store: StudyStore, k: int, trials: _Trials, plan: _Plan) -> int:
+    """Start the planned trials as tasks wired to their proposal; how many there were.
+
+    wait_for: the edges proposal -> trials. Prefect may add a stray one: it links plain
+    values to earlier task results by id() alone (prefect#20558). Quoting the mapped
+    values avoids that on threads but breaks the Dask runner, which names the task run
+    before it unquotes ``number``.
+    """
+    proposal, planned = plan
+    planned = [open_run(spec, store, p) for p in planned]
+    if planned:
+        futures = trial_task(spec).map(
+            unmapped(spec), unmapped(store), [p.number for p in planned], unmapped(k),
+            [p.run_id for p in planned], [p.params for p in planned], wait_for=[proposal])
+        for fut, p in zip(futures, planned, strict=True):
+            trials.watch(fut, p)
+    return len(planned)
 
 
 class _Trials:

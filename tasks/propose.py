@@ -36,12 +36,16 @@ def free_numbers(records: list[TrialRecord], n: int) -> list[int]:
 
 @task(name="propose_batch", cache_policy=NO_CACHE, persist_result=False)
 def propose_batch(spec: StudySpec, store: StudyStore, records: list[TrialRecord], n: int,
-                  round_: int, prior: tuple[Trial, ...] = ()) -> list[PlannedTrial]:
+                  round_: int, prior: tuple[Trial, ...] = (),
+                  open_runs: bool = True) -> list[PlannedTrial]:
     """Ask the strategy for ``n`` points and open one MLflow child run for each.
 
     The strategy is rebuilt from (space, seed, options) every round: the batch is a
     function of the history alone (trials still running included, as pending), which
     is what makes a resumed study propose what the interrupted one would have.
+    ``open_runs=False`` (a trial planned ahead): the runs are opened when the trials
+    start (``open_run``), so MLflow's start times and durations stay the trials' own;
+    their run ids are empty until then.
     """
     strategy = make_strategy(spec.strategy.name, spec.space, seed=spec.seed,
                              **spec.strategy.options)
@@ -49,6 +53,15 @@ def propose_batch(spec: StudySpec, store: StudyStore, records: list[TrialRecord]
     batch: list[dict[str, Any]] = strategy.propose(history, n) if n > 0 else []
     planned = []
     for number, params in zip(free_numbers(records, len(batch)), batch, strict=True):
-        run_id = store.start_trial(number, round_, params, spec.strategy.name)
+        run_id = store.start_trial(number, round_, params, spec.strategy.name) if open_runs \
+            else ""
         planned.append(PlannedTrial(number, round_, params, run_id))
     return planned
+
+
+def open_run(spec: StudySpec, store: StudyStore, plan: PlannedTrial) -> PlannedTrial:
+    """The MLflow run of a trial planned ahead, opened as it starts."""
+    if plan.run_id:
+        return plan
+    run_id = store.start_trial(plan.number, plan.round, plan.params, spec.strategy.name)
+    return PlannedTrial(plan.number, plan.round, plan.params, run_id)

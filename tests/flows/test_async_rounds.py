@@ -15,6 +15,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -147,3 +149,58 @@ def test_exactly_max_trials_when_trials_end_together(prefect_api: str, tracking_
     assert sorted(int(r.data.tags["amtune.trial"]) for r in children) == list(range(23))
     assert max_in_flight(children) <= 4
     assert len({r.data.params["x"] for r in children}) == 23  # no point proposed twice
+
+
+def steady(params: dict[str, Any]) -> float:
+    """Long enough for the next proposal to be made meanwhile, even on a busy machine."""
+    time.sleep(1.0)
+    return float(params["x"])
+
+
+def test_the_next_trial_is_planned_while_the_slot_is_busy(prefect_api: str,
+                                                          tracking_uri: str) -> None:
+    """One slot: each trial after the first was proposed before the one before it ended,
+    and its MLflow run still starts only once that one has ended."""
+    state = study_flow(spec={
+        "name": "plan-ahead", "objective": {"function": f"{__name__}:steady",
+                                            "metric": "value"},
+        "parameters": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "strategy": {"name": "random"}, "budget": {"max_trials": 4, "max_parallel": 1},
+        "seed": 1, "tracking": {"uri": tracking_uri}}, return_state=True)
+    assert state.is_completed(), state
+    assert state.state_details.flow_run_id is not None
+    children = sorted(study_runs(tracking_uri, "plan-ahead")[1],
+                      key=lambda r: int(r.data.tags["amtune.trial"]))
+    assert [r.info.status for r in children] == ["FINISHED"] * 4
+    for before, after in itertools.pairwise(children):  # MLflow's times are the trials' own
+        assert after.info.start_time >= before.info.end_time
+    _, tasks = prefect_rounds(state.state_details.flow_run_id)
+    by_id = {t.id: t for t in tasks}
+    trials = sorted((t for t in tasks if t.name.startswith("trial-")), key=lambda t: t.name)
+    assert len(trials) == 4
+    for before, after in itertools.pairwise(trials):
+        proposal = next(by_id[i.id] for i in after.task_inputs["wait_for"]
+                        if i.id in by_id and by_id[i.id].name.startswith("propose_batch"))
+        assert proposal.end_time is not None and before.end_time is not None
+        assert proposal.end_time < before.end_time, (proposal.name, after.name)
+
+
+def test_a_trial_planned_ahead_leaves_no_run_when_the_study_ends_first(
+        prefect_api: str, tracking_uri: str) -> None:
+    state = study_flow(spec={
+        "name": "plan-ahead-dropped", "objective": {"function": f"{__name__}:steady",
+                                                    "metric": "value"},
+        "parameters": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "strategy": {"name": "random"},
+        "budget": {"max_trials": 10, "max_parallel": 1, "target": 1.0},  # the first meets it
+        "seed": 1, "tracking": {"uri": tracking_uri}}, return_state=True)
+    assert state.is_completed(), state
+    assert state.state_details.flow_run_id is not None
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("plan-ahead-dropped")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL)
+    trials = [r for r in runs if "amtune.trial" in r.data.tags]
+    assert [(r.info.status, r.info.lifecycle_stage) for r in trials] == [("FINISHED", "active")]
+    _, tasks = prefect_rounds(state.state_details.flow_run_id)
+    assert len([t for t in tasks if t.name.startswith("propose_batch")]) == 2  # one ahead
