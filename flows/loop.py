@@ -24,6 +24,8 @@ strategy. The proposal sees the trials then running as pending, the one whose sl
 it takes included. No other proposal is made before the planned trial's run exists
 (a go starts it first), so no point is proposed twice and no number is given twice.
 If the study ends first, the planned trial is dropped: it has no run.
+``execution.plan_ahead: false`` turns this off (every proposal then sees every result
+in before its slot freed, at the cost of the slot waiting for it).
 
 Barrier (``execution.rounds: barrier``): a round is one batch and starts only once the
 previous one has ended, so the same seed gives the same trials. Asynchronous
@@ -58,6 +60,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                ) -> tuple[str, list[TrialRecord]]:
     """Rounds until a completion criterion holds; returns the reason and the history."""
     b, barrier = s.budget, s.execution.rounds == "barrier"
+    plan_ahead = not barrier and s.execution.plan_ahead
     start = time.monotonic()
     k = max((r.round for r in records), default=-1) + 1
     slots = Slots()
@@ -97,7 +100,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
             first = min(ahead, default=None)
             if n <= 0:  # every slot busy: the round the next slot goes to plans a trial
                 target = first if first in slots.waiting else opened
-                if (not barrier and slots.held is None and target in slots.waiting
+                if (plan_ahead and slots.held is None and target in slots.waiting
                         and _left(s, records, in_flight) > 0):
                     slots.go(target, PLAN_AHEAD)
                 else:

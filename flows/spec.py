@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     model_validator,
 )
@@ -103,6 +104,9 @@ class Execution(_Model):
     # async: a round starts as soon as a slot frees; barrier: once the last round ended
     # (the same seed gives the same trials). See flows/loop.py.
     rounds: Literal["async", "barrier"] = "async"
+    # async only: while every slot is busy, propose the next trial ahead so a freed slot
+    # starts it at once; that proposal lacks the result of the trial whose slot it takes.
+    plan_ahead: StrictBool = True
     address: str | None = Field(default=None, pattern=r"^[a-z]+://\S+:\d+$")
 
     @model_validator(mode="after")

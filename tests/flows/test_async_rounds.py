@@ -157,19 +157,22 @@ def steady(params: dict[str, Any]) -> float:
     return float(params["x"])
 
 
-def test_the_next_trial_is_planned_while_the_slot_is_busy(prefect_api: str,
-                                                          tracking_uri: str) -> None:
-    """One slot: each trial after the first was proposed before the one before it ended,
-    and its MLflow run still starts only once that one has ended."""
+@pytest.mark.parametrize("ahead", [True, False])
+def test_the_next_trial_is_planned_while_the_slot_is_busy(prefect_api: str, tracking_uri: str,
+                                                          ahead: bool) -> None:
+    """One slot: each trial after the first was proposed before the one before it ended
+    (after it, with ``plan_ahead: false``), and its MLflow run still starts only once
+    that one has ended."""
+    name = f"plan-ahead-{ahead}"
     state = study_flow(spec={
-        "name": "plan-ahead", "objective": {"function": f"{__name__}:steady",
-                                            "metric": "value"},
+        "name": name, "objective": {"function": f"{__name__}:steady", "metric": "value"},
         "parameters": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
         "strategy": {"name": "random"}, "budget": {"max_trials": 4, "max_parallel": 1},
-        "seed": 1, "tracking": {"uri": tracking_uri}}, return_state=True)
+        "execution": {"plan_ahead": ahead}, "seed": 1, "tracking": {"uri": tracking_uri}},
+        return_state=True)
     assert state.is_completed(), state
     assert state.state_details.flow_run_id is not None
-    children = sorted(study_runs(tracking_uri, "plan-ahead")[1],
+    children = sorted(study_runs(tracking_uri, name)[1],
                       key=lambda r: int(r.data.tags["amtune.trial"]))
     assert [r.info.status for r in children] == ["FINISHED"] * 4
     for before, after in itertools.pairwise(children):  # MLflow's times are the trials' own
@@ -182,7 +185,7 @@ def test_the_next_trial_is_planned_while_the_slot_is_busy(prefect_api: str,
         proposal = next(by_id[i.id] for i in after.task_inputs["wait_for"]
                         if i.id in by_id and by_id[i.id].name.startswith("propose_batch"))
         assert proposal.end_time is not None and before.end_time is not None
-        assert proposal.end_time < before.end_time, (proposal.name, after.name)
+        assert (proposal.end_time < before.end_time) == ahead, (proposal.name, after.name)
 
 
 def test_a_trial_planned_ahead_leaves_no_run_when_the_study_ends_first(

@@ -79,6 +79,7 @@ def test_relative_sqlite_uris_become_absolute(tmp_path: Path, monkeypatch: pytes
     ({"execution": {"task_runner": "dask", "address": "localhost"}}, "execution.address: "
                                                                       "'localhost' — must match"),
     ({"execution": {"task_runner": "dask", "workers": 2}}, "execution.workers: 2 — unknown key"),
+    ({"execution": {"plan_ahead": "maybe"}}, "execution.plan_ahead: 'maybe'"),
     ({"warm_start": "latest"}, "warm_start: 'latest' — allowed: 'previous' or a list"),
     ({"warm_start": ["a", 3]}, "warm_start: ['a', 3] — allowed: 'previous' or a list"),
 ])
