@@ -40,7 +40,6 @@ from amtune.tasks.trial import trial_task
 
 @dataclass
 class RoundResult:
-    proposed: int
     trials: list[TrialRecord] = field(default_factory=list)
 
 
@@ -82,9 +81,9 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
                                   "ended first", held[1][0].number)
         done = trials.wait()  # trials in flight finish and count, whatever happened
     if not done:
-        return RoundResult(0)
+        return RoundResult()
     # A returned state is the flow run's final state; the caller gets its data.
-    return _ended(k, RoundResult(len(done), sorted(done, key=lambda r: r.number)))  # type: ignore[return-value]
+    return _ended(k, RoundResult(sorted(done, key=lambda r: r.number)))  # type: ignore[return-value]
 
 
 _Plan = tuple[State[list[PlannedTrial]], list[PlannedTrial]]
