@@ -29,7 +29,9 @@ from prefect.client.schemas.objects import FlowRun, TaskRun
 from amtune.flows.study import study_flow
 from tests.flows.helpers import study_runs
 
-SLOW_S, FAST_S = 5.0, 0.05
+# The fast trials last long enough together (9 x 0.4 s) for the next round's subflow to
+# start while the slow one runs, even on a busy machine (~3.5 s seen under CI load).
+SLOW_S, FAST_S = 5.0, 0.4
 _CALLS = [0]
 _LOCK = threading.Lock()
 
@@ -88,7 +90,7 @@ def test_a_slow_trial_does_not_hold_up_the_others(prefect_api: str, tracking_uri
     slow, others = slow_and_others(children)
     during = [r for r in others if slow.info.start_time <= r.info.start_time
               and r.info.end_time <= slow.info.end_time]
-    # 5 s against 0.05 s trials: the second slot runs others meanwhile (barrier rounds
+    # 5 s against 0.4 s trials: the second slot runs others meanwhile (barrier rounds
     # would run at most the slow trial's partner in its round); few, for busy machines.
     assert len(during) >= 3, [(r.info.start_time, r.info.end_time) for r in others]
     assert max_in_flight(children) <= 2
