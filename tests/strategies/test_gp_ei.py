@@ -309,7 +309,7 @@ def _shared(p: dict) -> float:  # the same shape in both modes, b 0.1 higher
     return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2 + (0.1 if p["mode"] == "b" else 0.0)
 
 
-def _forced_rows(hist: list[Trial], worst_mean: bool = True) -> np.ndarray:
+def _forced_rows(hist: list[Trial], worst_mean: bool = True, turn: int = 0) -> np.ndarray:
     from amtune.strategies.category_step import category_candidates
     from amtune.strategies.gp import GP, fit_hyper
 
@@ -321,7 +321,7 @@ def _forced_rows(hist: list[Trial], worst_mean: bool = True) -> np.ndarray:
     gp = GP(x, y, np.full(len(y), hyper.noise), hyper, strat.is_cat)
     home = x[int(np.argmin(y)), strat.is_cat]
     rows = category_candidates(gp, len(x), strat.n_values, home, float(y.min()),
-                               np.random.default_rng(0), strat._snap, 0, worst_mean)
+                               np.random.default_rng(0), strat._snap, turn, worst_mean)
     assert rows is not None
     return rows
 
@@ -333,13 +333,35 @@ def _shared_history() -> list[Trial]:  # 12 trials in a, 3 far-off ones in b
     return [Trial(p, _shared(p)) for p in pts]
 
 
-def test_forced_step_candidates_include_the_best_points_moved_into_the_value() -> None:
+def test_forced_step_candidates_include_the_best_points_moved_into_the_value(
+        monkeypatch) -> None:
+    import amtune.strategies.category_step as cs
+
+    monkeypatch.setattr(cs, "TRANSFER_FIRST", False)  # the full list, not the guarantee
     hist = _shared_history()
     rows = _forced_rows(hist)
     assert np.all(rows[:, 2] == 0.75)  # every candidate in b
     best_a = SHARED_SPACE.encode(min(hist, key=lambda t: t.value).params)
     moved = np.r_[best_a[:2], 0.75]
     assert np.any(np.all(np.isclose(rows, moved), axis=1))
+
+
+def test_a_forced_step_first_tries_the_incumbent_moved_into_the_value(monkeypatch) -> None:
+    import amtune.strategies.category_step as cs
+
+    hist = _shared_history()
+    best = min(hist, key=lambda t: t.value).params
+    moved = SHARED_SPACE.encode({**best, "mode": "b"})
+    rows = _forced_rows(hist)
+    assert np.allclose(rows[0], moved)  # b's best guess: a's optimum, which b shares
+    assert len(rows) == 1
+    # once b has a trial there (within a local step), the value's own model decides
+    near = {**best, "mode": "b", "x": best["x"] + 0.005}
+    rows = _forced_rows([*hist, Trial(near, _shared(near))])
+    assert not np.allclose(rows[0], moved)
+    assert len(rows) > 1
+    monkeypatch.setattr(cs, "TRANSFER_FIRST", False)  # before: the best point by log-EI
+    assert not np.allclose(_forced_rows(hist)[0], moved)
 
 
 @pytest.mark.parametrize(("option", "value"), [("prior_mean", "mean"), ("category_every", -1)])
@@ -408,4 +430,3 @@ def test_stopped_and_unknown_statuses_are_conditioned_not_counted() -> None:
     assert len(batch) == 3
     keys = {X_SPACE.key(p) for p in batch}
     assert not keys & {X_SPACE.key(t.params) for t in [*hist, *extra]}
-
