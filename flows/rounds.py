@@ -57,8 +57,9 @@ def round_flow(spec: StudySpec, store: StudyStore, k: int, slots: Slots,
             if n == PLAN_AHEAD:
                 try:
                     held = _plan(spec, store, k, 1, prior, open_runs=False)
-                except BaseException:
-                    slots.planned_ahead(k, 0, failed=True)
+                except BaseException as err:  # this round may not have a go yet: the
+                    slots.planned_ahead(k, 0, failed=True)  # loop learns it from slots
+                    slots.fail(err)
                     raise
                 slots.planned_ahead(k, len(held[1]))
                 held = held if held[1] else None
