@@ -23,8 +23,8 @@ of the incumbent moved into it, the forced step proposes exactly that point: a j
 move that keeps the ordered part that is good in the incumbent's category. The value's
 own GP cannot propose it: with few trials there, all far from the incumbent, every such
 point has the prior mean and the largest variance goes to Sobol points instead (mixed6
-seed 0: forced steps at regrets 3-15). On cond5, 3 of 5 failing runs of 30 (linear
-solved at x 0.4, depth 12-14, regret 0.25) had their incumbent at regret 0.16 in "tree".
+seed 0: forced steps at regrets 3-15). On cond5, 2 of the 5 failing runs of 30 (linear
+solved at x 0.4, regret 0.25; depth 13-14) had their incumbent at 0.12-0.16 in "tree".
 Measured on the dev problems, seeds 0-29, batch 1, wrong-basin runs before -> after:
 cond5 5 -> 2, mixed6 19 -> 17, switch5 4 -> 6 (there b's incumbent moves in a's
 coordinates, which are dead for b, so it stays unexplored in a and most of a's forced
