@@ -101,7 +101,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
             if n <= 0:  # every slot busy: the round the next slot goes to plans a trial
                 target = first if first in slots.waiting else opened
                 if (plan_ahead and slots.held is None and target in slots.waiting
-                        and _left(s, records, in_flight) > 0):
+                        and in_flight >= b.max_parallel and _left(s, records, in_flight) > 0):
                     slots.go(target, PLAN_AHEAD)
                 else:
                     slots.wait(_POLL_S)
@@ -137,23 +137,16 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
 
 def _free(s: StudySpec, records: list[TrialRecord], in_flight: int) -> int:
     """How many trials may start now: free slots, within the budget and failure limit."""
-    b = s.budget
-    done = counted(records)
-    n = min(b.max_parallel - in_flight, b.max_trials - len(done) - in_flight)
-    if b.max_failed_trials is not None:  # never run past the failure limit
-        n = min(n, b.max_failed_trials - sum(r.status == "failed" for r in done) - in_flight)
-    return n
+    return min(s.budget.max_parallel - in_flight, _left(s, records, in_flight))
 
 
 def _left(s: StudySpec, records: list[TrialRecord], in_flight: int) -> int:
-    """With every slot busy: how many trials may still start once slots free (0 when
-    the budget or the failure limit is taken by the trials in flight)."""
+    """How many more trials the budget and the failure limit allow beside those in
+    flight, whatever the slots."""
     b = s.budget
-    if in_flight < b.max_parallel:
-        return 0
     done = counted(records)
     n = b.max_trials - len(done) - in_flight
-    if b.max_failed_trials is not None:
+    if b.max_failed_trials is not None:  # never run past the failure limit
         n = min(n, b.max_failed_trials - sum(r.status == "failed" for r in done) - in_flight)
     return n
 
