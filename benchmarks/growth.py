@@ -7,9 +7,12 @@ Runs one ``random`` study with an instant objective on a fresh MLflow SQLite sto
 and Prefect's ephemeral API, then prints, per block of trials (in the order they
 ended, read back from MLflow), the trials per second and the mean time spent in the
 store calls every proposal and trial makes (``history``, ``start_trial``,
-``finish_trial``, timed by wrapping the methods in this process). The study's
-one-off start-up and summary are left out of the rates. Flat cost means the last
-block's rate is no lower than the first's.
+``finish_trial``, timed by wrapping the methods in this process), and the CPU time
+per trial of this process and of its child processes (Prefect's ephemeral API), read
+every 0.25 s. CPU per trial is what other load on the machine changes least: on a
+shared machine compare it, not the rates. The study's one-off start-up and summary
+are left out. Flat cost means the last block's rate is no lower than the first's
+(and its CPU per trial no higher).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -33,6 +38,31 @@ from amtune.flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env b
 TIMED = ("history", "start_trial", "finish_trial")
 _CALLS: dict[str, list[tuple[float, float]]] = defaultdict(list)  # name -> (end, seconds)
 _LOCK = threading.Lock()
+_CPU: list[tuple[float, float, float]] = []  # (epoch s, CPU s of this process, of children)
+
+
+def _sample_cpu(stop: threading.Event) -> None:
+    me = psutil.Process()
+    while not stop.wait(0.25):
+        kids = 0.0
+        for child in me.children(recursive=True):
+            try:
+                t = child.cpu_times()
+                kids += t.user + t.system
+            except psutil.Error:  # ended meanwhile
+                pass
+        t = me.cpu_times()
+        _CPU.append((time.time(), t.user + t.system, kids))
+
+
+def _cpu_at(t: float) -> tuple[float, float]:
+    """CPU seconds (this process, children) at epoch ``t``: the last sample before it."""
+    best = _CPU[0]
+    for sample in _CPU:
+        if sample[0] > t:
+            break
+        best = sample
+    return best[1], best[2]
 
 
 def instant(params: dict[str, Any]) -> float:
@@ -80,13 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block", type=int, default=1000)
     args = p.parse_args(argv)
     quiet_defaults()
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_cpu, args=(stop,), daemon=True)
+    sampler.start()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
         ends = run(f"sqlite:///{Path(tmp) / 'mlflow.db'}", args.trials, args.parallel)
         wall = time.monotonic() - t0
+    stop.set()
     print(f"{args.trials} instant trials, max_parallel {args.parallel}: {wall:.1f} s in all, "
           f"{ends[-1] - ends[0]:.1f} s from the first trial's end to the last's", flush=True)
-    print(f"{'trials':>11} {'trials/s':>9} " + " ".join(f"{n + ' ms':>16}" for n in TIMED))
+    print(f"{'trials':>11} {'trials/s':>9} " + " ".join(f"{n + ' ms':>16}" for n in TIMED)
+          + f" {'CPU ms/trial':>13} {'children':>9}")
     for lo in range(0, len(ends), args.block):
         hi = min(lo + args.block, len(ends)) - 1
         t_lo, t_hi = ends[lo], ends[hi]
@@ -95,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in TIMED:
             xs = [s for end, s in _CALLS[name] if t_lo <= end <= t_hi]
             means.append(1000 * sum(xs) / len(xs) if xs else float("nan"))
-        print(f"{lo + 1:>5}-{hi + 1:<5} {rate:>9.1f} " + " ".join(f"{m:>16.1f}" for m in means))
+        (me0, kid0), (me1, kid1) = _cpu_at(t_lo), _cpu_at(t_hi)
+        cpu = [1000 * (me1 - me0) / (hi - lo), 1000 * (kid1 - kid0) / (hi - lo)]
+        print(f"{lo + 1:>5}-{hi + 1:<5} {rate:>9.1f} " + " ".join(f"{m:>16.1f}" for m in means)
+              + f" {cpu[0]:>13.1f} {cpu[1]:>9.1f}")
     return 0
 
 

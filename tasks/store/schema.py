@@ -74,6 +74,10 @@ class TrialRecord:
     reason: str | None = None
     stopped_at: int | None = None  # early stopping: the last step it reached
     start_ms: int | None = None
+    # to_trials' (sign, Trial), made once: a finished record never changes, and a
+    # study's history is converted for every proposal (7 ms at 5,000 trials, made anew)
+    _trial: tuple[float, Trial | None] | None = field(default=None, init=False, repr=False,
+                                           compare=False)
 
     @property
     def finished(self) -> bool:
@@ -159,21 +163,36 @@ def to_trials(records: list[TrialRecord], sign: float) -> list[Trial]:
     """MLflow records to the strategy's minimised ``Trial`` history, in trial order.
 
     Running trials are included as pending, so a strategy never proposes them again.
+    A finished record's Trial is made once and kept on the record, so proposals
+    see the same Trial objects round after round (strategies key them once too).
     """
     out: list[Trial] = []
     for r in records:
-        meta = {"number": r.number}
-        if r.status == "completed" and r.value is not None:
-            out.append(Trial(r.params, sign * r.value, "completed", meta))
-        elif not r.params:
-            continue
-        elif r.status == "stopped" and r.value is not None:
-            out.append(Trial(r.params, sign * r.value, _stopped(), meta))
-        elif r.status in ("failed", "stopped"):
-            out.append(Trial(r.params, None, "failed", meta))
-        elif r.status == "running":
-            out.append(Trial(r.params, None, "running", meta))
+        memo = r._trial
+        if memo is not None and memo[0] == sign:
+            t = memo[1]
+        else:
+            t = _trial(r, sign)
+            if r.finished:
+                r._trial = (sign, t)
+        if t is not None:
+            out.append(t)
     return out
+
+
+def _trial(r: TrialRecord, sign: float) -> Trial | None:
+    meta = {"number": r.number}
+    if r.status == "completed" and r.value is not None:
+        return Trial(r.params, sign * r.value, "completed", meta)
+    if not r.params:
+        return None
+    if r.status == "stopped" and r.value is not None:
+        return Trial(r.params, sign * r.value, _stopped(), meta)
+    if r.status in ("failed", "stopped"):
+        return Trial(r.params, None, "failed", meta)
+    if r.status == "running":
+        return Trial(r.params, None, "running", meta)
+    return None
 
 
 def _stopped() -> Any:

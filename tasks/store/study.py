@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ SETTLE_S = 0.3  # how long a new parent run waits before checking it is the only
 _MARGIN_MS = 2000  # re-read runs started this close to the last read (clock granularity)
 _IN_CHUNK = 100  # run ids per ``run_id IN (...)`` filter
 T = TypeVar("T")
+_ORDER = attrgetter("number", "run_id")  # trial order
 
 
 class _Live:
@@ -231,12 +233,12 @@ class StudyStore(BaseModel):
         with live.lock:
             live.known.update((r.run_id, r) for r in fresh)
             live.last_read = now
-            return sorted(live.known.values(), key=lambda r: (r.number, r.run_id))
+            return sorted(live.known.values(), key=_ORDER)
 
     def trials_of(self, run: StudyRun, space: SearchSpace, metric: str) -> list[TrialRecord]:
         """Every trial of another study (warm start, results), decoded."""
         return sorted(self._search(f"tags.`{S.PARENT}` = '{run.run_id}'", run.experiment_id,
-                                   space, metric), key=lambda r: (r.number, r.run_id))
+                                   space, metric), key=_ORDER)
 
     def _search(self, flt: str, experiment_id: str | None = None,
                 space: SearchSpace | None = None, metric: str | None = None

@@ -115,7 +115,7 @@ def test_a_slow_trial_does_not_hold_up_the_others(prefect_api: str, tracking_uri
         proposals = [p for p in parents if p.name.startswith("propose_batch")
                      and p.flow_run_id == t.flow_run_id]
         assert proposals, t.task_inputs
-        history = [by_id[i.id] for i in proposals[0].task_inputs["records"] if i.id in by_id]
+        history = [by_id[i.id] for i in proposals[0].task_inputs["history"] if i.id in by_id]
         assert any(h.name.startswith("load_history") and h.flow_run_id == t.flow_run_id
                    for h in history), proposals[0].task_inputs
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from amtune.flows.completion import best_trial, stop_reason
+from amtune.flows.completion import Tally, best_trial, stop_reason
 from amtune.flows.progress import Reporter
 from amtune.flows.spec import SpecError, validate_spec
 from amtune.flows.study import space_change
@@ -41,13 +41,48 @@ def test_best_and_direction_handled_by_sign() -> None:
 def test_stop_reason(kwargs: dict, reason: str | None) -> None:
     rs = [rec(0, 3.0), rec(1, 1.0), rec(2, None, "failed"), rec(3, 5.0), rec(4, 2.0),
           rec(5, None, "killed")]
-    assert stop_reason(rs, sign=1.0, **kwargs) == reason
+    assert stop_reason(Tally(1.0, rs), **kwargs) == reason
+    one_by_one = Tally(1.0)
+    for r in rs:
+        one_by_one.add([r])
+    assert stop_reason(one_by_one, **kwargs) == reason
 
 
 def test_maximize_target() -> None:
     rs = [rec(0, 0.8), rec(1, 0.95)]
-    assert stop_reason(rs, sign=-1.0, max_trials=10, target=0.9) == "target"
-    assert stop_reason(rs, sign=-1.0, max_trials=10, target=0.99) is None
+    assert stop_reason(Tally(-1.0, rs), max_trials=10, target=0.9) == "target"
+    assert stop_reason(Tally(-1.0, rs), max_trials=10, target=0.99) is None
+
+
+def test_tally_kept_as_trials_end_out_of_order_matches_a_full_count() -> None:
+    """Trials end out of order: a new best may be numbered below trials already in."""
+    import random
+
+    rng = random.Random(0)
+    rs = [rec(i, rng.choice([None, *range(20)]), rng.choice(["completed"] * 4 + ["failed"]))
+          for i in range(200)]
+    rs = [r if r.value is not None or r.status == "failed" else rec(r.number, None, "failed")
+          for r in rs]
+    order = rs[:]
+    rng.shuffle(order)
+    tally = Tally(1.0)
+    for k, r in enumerate(order, start=1):
+        tally.add([r, r])  # a trial reported twice counts once
+        seen = order[:k]
+        best = best_trial(seen, 1.0)
+        assert tally.counted == k
+        assert tally.failed == sum(x.status == "failed" for x in seen)
+        assert tally.best is best
+        assert tally.since_best == (0 if best is None else sum(
+            x.status == "completed" and x.number > best.number for x in seen))
+
+
+def test_to_trials_gives_a_finished_trial_the_same_object_each_time() -> None:
+    rs = [rec(0, 3.0), rec(1, None, "failed"), rec(2, None, "running")]
+    first, again = to_trials(rs, 1.0), to_trials(rs, 1.0)
+    assert first[0] is again[0] and first[1] is again[1]
+    assert first[2] is not again[2]  # a running trial may end: made anew
+    assert to_trials(rs, -1.0)[0].value == -3.0  # the other direction: not the kept one
 
 
 def test_free_numbers_reuse_killed_slots() -> None:
