@@ -77,6 +77,23 @@ def test_history_sees_running_trials_finish_without_rereading_everything(
     assert s.history()[1].value == 0.5
 
 
+def test_a_read_fetches_only_the_runs_it_does_not_know(tracking_uri: str) -> None:
+    s = store(tracking_uri)
+    s.open({}, {})
+    a = s.start_trial(0, 0, {"x": 0.1}, "random")
+    s.finish_trial(TrialRecord(0, 0, "completed", a, {"x": 0.1}, {"loss": 0.5}, 0.5,
+                               duration_s=1), s.buffer(a))
+    s.history()
+    # Changed behind the store's back: a finished run it knows is not read again...
+    MlflowClient(tracking_uri).log_metric(a, "loss", 9.0)
+    # ...while a run started since by someone else (another copy of the store) is found.
+    other = pickle.loads(pickle.dumps(s))
+    b = other.start_trial(1, 0, {"x": 0.2}, "random")
+    recs = s.history()
+    assert [(r.run_id, r.status) for r in recs] == [(a, "completed"), (b, "running")]
+    assert recs[0].value == 0.5
+
+
 def test_a_copy_for_dask_keeps_the_outage_timeout_and_drops_live_parts(
         tracking_uri: str) -> None:
     s = store(tracking_uri, outage_timeout_s=7.5)
