@@ -154,6 +154,9 @@ class StudyStore(ParentRun, BaseModel):
     def remember(self, record: TrialRecord) -> None:
         """What this runner knows of a trial it ran (read back from MLflow anyway)."""
         with self._live.lock:
+            before = self._live.known.get(record.run_id)
+            if record.start_ms is None and before is not None:
+                record.start_ms = before.start_ms  # history() leaves known runs out by it
             self._live.known[record.run_id] = record
             tell = self._live.told.pop(record.run_id, None) if record.status != "running" else None
         if tell is not None:
