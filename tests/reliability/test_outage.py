@@ -4,7 +4,8 @@ Two studies run at once against the same server, their trials held on a gate
 file. The server is stopped, then the gate opened, so every trial finishes while
 nothing can be written. Study A may wait 10 minutes: it rides out the outage and
 completes once the server is back, with no trial lost. Study B may wait 3 seconds:
-it stops with exit 1 and a message, and a rerun resumes it to completion.
+it stops with exit 1 and a message, and a rerun (started as soon as the server is
+back, while A finishes) resumes it to completion.
 """
 
 from __future__ import annotations
@@ -101,8 +102,12 @@ def test_outage_is_ridden_out_or_stops_the_study_for_a_rerun(
         assert procs["outage-wait"].poll() is None  # still waiting for the server
 
         mlflow_srv.start()
+        # The rerun of the stopped study starts at once, while the waiting one finishes:
+        # two studies of their own, on the same server.
+        procs["rerun"] = start_study(paths["outage-stop"], tmp_path, prefect_api, gate)
         _, err = procs["outage-wait"].communicate(timeout=600)
         assert procs["outage-wait"].returncode == 0, err
+        _, rerun_err = procs["rerun"].communicate(timeout=600)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -112,16 +117,7 @@ def test_outage_is_ridden_out_or_stops_the_study_for_a_rerun(
     assert all(r.info.status == "FINISHED" for r in children)
     assert sorted(int(r.data.tags["amtune.trial"]) for r in children) == [0, 1, 2, 3]
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "amtune.flows.cli", "run", str(paths["outage-stop"])],
-        cwd=tmp_path,
-        env=user_env(prefect_api, gate),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert rerun.returncode == 0, rerun.stderr
+    assert procs["rerun"].returncode == 0, rerun_err
     parents, children = study_runs(uri, "outage-stop")
     assert parents[0].info.status == "FINISHED"
     done = counted(children)

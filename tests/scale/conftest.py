@@ -2,19 +2,17 @@
 
 Starting a Prefect or MLflow server costs seconds of imports and migrations on
 two cores, so the tests here share one Prefect server, one MLflow server and one
-Dask cluster for the whole session. The three start together, on first use, in
-parallel threads (their start-up is mostly waiting on imports in separate
-processes); a test that must restart a server restarts the shared one, which
-keeps its port and database.
+Dask cluster for the whole session. Each starts on first use, and the tests using
+it run on one xdist worker (``SHARED_SERVER_GROUPS`` in tests/conftest.py): three
+groups, so the Prefect server's long schedule tests do not hold up the MLflow and
+Dask ones. A test that must restart a server restarts the shared one, which keeps
+its port and database.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,54 +31,23 @@ from tests.servers import (
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    # Temp dirs are made here, not in the threads: pytest's mktemp is not thread-safe.
-    dirs = {n: tmp_path_factory.mktemp(n) for n in ("prefect-server", "mlflow-server", "dask")}
-    makers: dict[str, Callable[[], AbstractContextManager[Any]]] = {
-        "prefect": lambda: prefect_server(dirs["prefect-server"]),
-        "mlflow": lambda: mlflow_server(dirs["mlflow-server"]),
-        "dask": lambda: dask_cluster(dirs["dask"]),
-    }
-
-    def enter(make: Callable[[], AbstractContextManager[Any]]) -> tuple[Any, Any]:
-        cm = make()
-        return cm, cm.__enter__()
-
-    with ExitStack() as stack, ThreadPoolExecutor(len(makers)) as pool:
-        futures = {name: pool.submit(enter, make) for name, make in makers.items()}
-        started: dict[str, Any] = {}
-        errors = []
-        for name, fut in futures.items():
-            try:
-                cm, value = fut.result()
-            except Exception as err:  # the others are still torn down by the stack
-                errors.append(err)
-                continue
-            stack.push(cm.__exit__)
-            started[name] = value
-        if errors:
-            raise errors[0]
-        yield started
+def prefect_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        print(f"\nprefect server healthy after {server.service.startup_s:.1f} s")
+        yield server
 
 
 @pytest.fixture(scope="session")
-def prefect_srv(services: dict[str, Any]) -> PrefectServer:
-    server: PrefectServer = services["prefect"]
-    print(f"\nprefect server healthy after {server.service.startup_s:.1f} s")
-    return server
+def mlflow_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        print(f"\nmlflow server healthy after {server.starts[0]:.1f} s")
+        yield server
 
 
 @pytest.fixture(scope="session")
-def mlflow_srv(services: dict[str, Any]) -> MlflowServer:
-    server: MlflowServer = services["mlflow"]
-    print(f"\nmlflow server healthy after {server.starts[0]:.1f} s")
-    return server
-
-
-@pytest.fixture(scope="session")
-def dask_srv(services: dict[str, Any]) -> DaskCluster:
-    cluster: DaskCluster = services["dask"]
-    return cluster
+def dask_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -135,7 +135,9 @@ def test_a_deployed_schedule_retunes_with_warm_start(prefect_srv: PrefectServer,
                        budget={"max_trials": 3, "max_parallel": 3})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     t0 = time.monotonic()
-    done = _amtune(prefect_srv, "deploy", str(path), "--interval", "15", "--pool", pool)
+    # Slots 5 s apart: the second is due before the first study ends, so the worker
+    # (limit 1) starts it as soon as the first is done, warm-started from it.
+    done = _amtune(prefect_srv, "deploy", str(path), "--interval", "5", "--pool", pool)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "deployment amtune-study/retune" in done.stdout
     t_deployed = time.monotonic()
