@@ -7,6 +7,7 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -63,15 +64,12 @@ class Strategy(ABC):
         return self.space.size()
 
     def _seen(self, history: Iterable[Trial]) -> set[tuple[Any, ...]]:
-        sig = self._signature()
-        return {_key(self.space, sig, t) for t in history}
+        return {_key(self.space, self._space_sig, t) for t in history}
 
-    def _signature(self) -> str:
+    @cached_property
+    def _space_sig(self) -> str:
         """The space as text: a trial's key is kept for the space it was made for."""
-        sig = self.__dict__.get("_space_sig")
-        if sig is None:
-            sig = self.__dict__["_space_sig"] = repr(self.space.to_dict())
-        return sig  # type: ignore[no-any-return]
+        return repr(self.space.to_dict())
 
     def _rng(self, *salt: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *salt])
