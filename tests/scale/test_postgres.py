@@ -123,17 +123,34 @@ def _crash(server: MlflowServer) -> None:
 
 
 def _statuses_in_postgres(db: PostgresServer, name: str) -> dict[str, int]:
-    """Run statuses read from the database itself: the runs really live in PostgreSQL."""
+    """Statuses of the active runs read from the database itself: the runs really live
+    in PostgreSQL."""
     import psycopg2
 
     with psycopg2.connect(host="127.0.0.1", port=db.port, user=db.user, password=db.password,
                           dbname=db.database) as conn, conn.cursor() as cur:
         cur.execute("SELECT r.status, count(*) FROM runs r JOIN experiments e"
                     " ON r.experiment_id = e.experiment_id WHERE e.name = %s"
-                    " GROUP BY r.status", (name,))
+                    " AND r.lifecycle_stage = 'active' GROUP BY r.status", (name,))
         rows: list[tuple[str, int]] = cur.fetchall()
     conn.close()  # the with block ends the transaction, not the connection
     return dict(rows)
+
+
+def _twins_in_postgres(db: PostgresServer, name: str) -> list[str]:
+    """The trial numbers of deleted runs: twins a retried ``create_run`` made, which the
+    store deletes (MLflow deletes softly: the row stays, RUNNING)."""
+    import psycopg2
+
+    with psycopg2.connect(host="127.0.0.1", port=db.port, user=db.user, password=db.password,
+                          dbname=db.database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT t.value FROM runs r JOIN experiments e"
+                    " ON r.experiment_id = e.experiment_id JOIN tags t"
+                    " ON t.run_uuid = r.run_uuid AND t.key = 'amtune.trial'"
+                    " WHERE e.name = %s AND r.lifecycle_stage = 'deleted'", (name,))
+        rows: list[tuple[str]] = cur.fetchall()
+    conn.close()
+    return [v for (v,) in rows]
 
 
 def _assert_complete(client: MlflowClient, name: str) -> list[Run]:
@@ -179,6 +196,10 @@ def test_study_rides_out_a_postgres_backed_server_crash(
     in_db = _statuses_in_postgres(postgres_srv, name)
     # the trials and the parent, and nothing else: no retried write left a run behind
     assert in_db == {"FINISHED": len(finished) + 1}, in_db
+    # A create retried across the crash may have made a twin: deleted, and only ever a
+    # twin of a trial that finished.
+    twins = _twins_in_postgres(postgres_srv, name)
+    assert set(twins) <= {r.data.tags["amtune.trial"] for r in finished}, twins
 
 
 def test_killed_study_resumes_on_a_restarted_postgres_backed_server(
