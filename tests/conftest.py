@@ -43,10 +43,9 @@ assert "prefect" not in sys.modules, "Prefect must be imported after PREFECT_HOM
 
 
 # Session fixtures that start servers, and the xdist group of the tests that use them.
-# Known gap: pytest-xdist 3.8 applies a group by rewriting ``item._nodeid``, which
-# pytest 9.2 no longer reads (the node id is ``item._id``), so for now the groups are
-# not honoured and a group's tests may each start its servers and module fixtures on
-# a different worker (seen in --durations as repeated long setups).
+# pytest-xdist 3.8 applies a group by rewriting ``item._nodeid``, which pytest 9.2 no
+# longer reads (its node id is ``item._id``); pytest is pinned below 9.2 for that, and
+# ``pytest_collection_finish`` below stops the run if the groups are ever ignored again.
 SHARED_SERVER_GROUPS = {"prefect_srv": "scale-prefect", "mlflow_srv": "scale-mlflow",
                         "dask_srv": "scale-dask", "postgres_srv": "postgres"}
 
@@ -115,6 +114,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         rank[scope] = min(rank.get(scope, len(RUN_FIRST)), run_first_rank(item.nodeid,
                                                                            groups[item.nodeid]))
     items.sort(key=lambda item: rank[groups[item.nodeid] or item.nodeid])
+
+
+LOST_GROUPS = pytest.StashKey[str]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In an xdist worker, check that xdist put each grouped test's group in its id.
+
+    A group that is not in the id is not honoured: its tests spread over the workers
+    and each worker starts the group's servers and module fixtures again. An error
+    raised here would crash the worker without its message, so every test fails with
+    it instead (``groups_are_honoured``).
+    """
+    config = session.config
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    lost = [item.nodeid for item in session.items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        config.stash[LOST_GROUPS] = (
+            f"pytest-xdist did not apply the xdist_group of {len(lost)} tests (first: "
+            f"{lost[0]}): this pytest/pytest-xdist pair ignores --dist loadgroup")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def groups_are_honoured(request: pytest.FixtureRequest) -> None:
+    lost = request.config.stash.get(LOST_GROUPS, None)
+    if lost is not None:
+        pytest.fail(lost, pytrace=False)
 
 
 @pytest.fixture(scope="session")
