@@ -56,7 +56,7 @@ _POLL_S = 1.0  # the loop also looks again this often (lease, run time) when not
 
 def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                prior: tuple[Trial, ...], heartbeat: Heartbeat, on_trial: OnTrial | None = None,
-               on_round: Callable[[list[TrialRecord]], None] | None = None,
+               on_round: Callable[[Tally], None] | None = None,
                ) -> tuple[str, list[TrialRecord]]:
     """Rounds until a completion criterion holds; returns the reason and the history."""
     b, barrier = s.budget, s.execution.rounds == "barrier"
@@ -77,7 +77,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
             just_ended, in_flight = slots.drain()
             ended.add(just_ended)
             if _ended(running) and on_round is not None:
-                on_round(ended.records)
+                on_round(ended.tally)
             opened = opened if opened in running else None
             reason = stop_reason(ended.tally, max_trials=b.max_trials,
                                  max_runtime_s=b.max_runtime_s,

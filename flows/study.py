@@ -18,6 +18,7 @@ from prefect import Flow
 from prefect.states import Completed
 
 from amtune.flows import defaults, schedule, summary
+from amtune.flows.completion import Tally
 from amtune.flows.loop import run_rounds
 from amtune.flows.progress import Reporter
 from amtune.flows.spec import SpecError, StudySpec
@@ -176,12 +177,12 @@ def _run(s: StudySpec, store: StudyStore, records: list[TrialRecord], prior: tup
         reporter.begin(records)
     art = summary.start_progress(s.name)
 
-    def show(rs: list[TrialRecord]) -> None:
-        summary.update_progress(art, rs, s.budget.max_trials, s.objective.metric, s.sign)
+    def show(tally: Tally) -> None:
+        summary.update_progress(art, tally, s.budget.max_trials, s.objective.metric)
 
     reason, records = run_rounds(s, store, records, prior, heartbeat, on_round=show,
                                  on_trial=reporter.trial if reporter else None)
-    show(records)
+    show(Tally(s.sign, records))
     return reason, records
 
 

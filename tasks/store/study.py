@@ -97,29 +97,32 @@ class StudyStore(ParentRun, BaseModel):
         """Every trial of the study, read incrementally: finished runs never change.
 
         After one full read, a call fetches the runs started since the previous read
-        that this store does not know yet (runs created elsewhere; none while this
-        runner holds the lease, so usually none at all), plus the ones it last saw
-        running. Known runs are left out of the first query by id: re-reading every
-        run of the last ``_MARGIN_MS`` was most of a read's time at 20 trials/s.
+        (runs created elsewhere; none while this runner holds the lease, so usually
+        none at all) and the ones it last saw running, which may have ended in another
+        process (a Dask worker). The finished runs it knows are left out of the first
+        query by id: re-reading every run of the last ``_MARGIN_MS`` was most of a
+        read's time at 20 trials/s. Running runs started in that window come back in
+        the same query; only older ones need a second, by id, so at high trial rates a
+        read is one query.
         """
         flt = f"tags.`{S.PARENT}` = '{self.parent_id}'"
         live = self._live
         with live.lock:
             last = live.last_read
             since = None if last is None else last - _MARGIN_MS
-            running, recent = [], []
+            running, recent = [], []  # running before the window; finished in it
             for r in live.known.values():
-                if r.status == "running":
+                if since is not None and (r.start_ms or 0) >= since:
+                    if r.status != "running":
+                        recent.append(r.run_id)
+                elif r.status == "running":
                     running.append(r.run_id)
-                elif since is not None and (r.start_ms or 0) >= since:
-                    recent.append(r.run_id)
         now = now_ms()
         if since is None:
             fresh = self._search(flt)
         else:
-            skip = running + recent
-            known = f" and attributes.run_id NOT IN ({_ids(skip)})" if skip and \
-                len(skip) <= _NOT_IN_MAX else ""
+            known = f" and attributes.run_id NOT IN ({_ids(recent)})" if recent and \
+                len(recent) <= _NOT_IN_MAX else ""
             fresh = self._search(f"{flt} and attributes.start_time >= {since}{known}")
         seen = {r.run_id for r in fresh}
         again = [i for i in running if i not in seen]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pickle
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from amtune.tasks.store import schema as S
+from amtune.tasks.store import study as study_module
 from amtune.tasks.store.client import check_uri
 from amtune.tasks.store.lease import lease_ttl
 from amtune.tasks.store.metrics import MetricBuffer
@@ -63,11 +65,16 @@ def test_params_are_logged_when_a_trial_starts(tracking_uri: str) -> None:
     assert (rec.status, rec.params) == ("running", {"x": 0.25})
 
 
+@pytest.mark.parametrize("margin_ms", [2000, 0], ids=["started-in-window", "started-before"])
 def test_history_sees_running_trials_finish_without_rereading_everything(
-        tracking_uri: str) -> None:
+        tracking_uri: str, margin_ms: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A running run started within the read window comes back in the window's query;
+    # one started before it (margin 0: every run) is read again by id.
+    monkeypatch.setattr(study_module, "_MARGIN_MS", margin_ms)
     s = store(tracking_uri)
     s.open({}, {})
     ids = [s.start_trial(k, 0, {"x": k / 10}, "random") for k in range(3)]
+    time.sleep(0.01)  # the runs' start times are before the first read's
     assert [r.status for r in s.history()] == ["running"] * 3
     # Finished by someone else (another copy of the store, as a Dask worker would be).
     other = pickle.loads(pickle.dumps(s))
