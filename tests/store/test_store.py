@@ -101,6 +101,19 @@ def test_a_read_fetches_only_the_runs_it_does_not_know(tracking_uri: str) -> Non
     assert recs[0].value == 0.5
 
 
+def test_a_read_leaves_out_another_study_of_the_same_experiment(tracking_uri: str) -> None:
+    # The study's tag is checked after the read, not in its SQL filter (``_search``).
+    s = store(tracking_uri)
+    s.open({}, {})
+    mine = s.start_trial(0, 0, {"x": 0.1}, "random")
+    s.history()
+    other = StudyStore(uri=tracking_uri, experiment="s", study="t", space=SPACE, metric="loss")
+    other.open({}, {})
+    theirs = other.start_trial(0, 0, {"x": 0.2}, "random")
+    assert [r.run_id for r in s.history()] == [mine]  # their run is in the read window
+    assert [r.run_id for r in other.history()] == [theirs]
+
+
 def test_a_copy_for_dask_keeps_the_outage_timeout_and_drops_live_parts(
         tracking_uri: str) -> None:
     s = store(tracking_uri, outage_timeout_s=7.5)

@@ -1,0 +1,50 @@
+"""The store's record keeping for incremental reads (pure: no MLflow)."""
+
+from __future__ import annotations
+
+import random
+
+from amtune.tasks.store.known import Known
+from amtune.tasks.store.schema import TrialRecord
+
+
+def rec(number: int, status: str = "completed", start_ms: int | None = None,
+        run_id: str | None = None) -> TrialRecord:
+    return TrialRecord(number, 0, status, run_id or f"r{number}", {"x": 0.5},
+                       start_ms=1000 * number if start_ms is None else start_ms)
+
+
+def test_records_come_back_in_trial_order_whatever_order_they_arrive_in() -> None:
+    k = Known()
+    numbers = list(range(200))
+    random.Random(0).shuffle(numbers)
+    for n in numbers:
+        k.put(rec(n, "running"))
+    k.put(rec(7, "killed", run_id="again7"))  # a killed trial's number, given out again
+    for n in numbers:
+        k.put(rec(n))  # replaced as the trials end: no duplicate, same place
+    got = [(r.number, r.run_id) for r in k.in_order()]
+    assert got == sorted([(n, f"r{n}") for n in range(200)] + [(7, "again7")])
+    assert all(r.status == "completed" for r in k.in_order() if r.run_id != "again7")
+    assert len(k) == 201
+
+
+def test_running_runs_before_a_time_and_finished_runs_since() -> None:
+    k = Known()
+    for n in range(10):
+        k.put(rec(n, "running" if n in (2, 8) else "completed"))
+    assert sorted(k.running_before(5000)) == ["r2"]
+    assert sorted(k.running_before(10_000)) == ["r2", "r8"]
+    assert sorted(k.finished_since(6000, 2000)) == ["r6", "r7", "r9"]
+    k.put(rec(8))  # it ended
+    assert k.running_before(10_000) == ["r2"]
+    assert sorted(k.finished_since(6000, 2000)) == ["r6", "r7", "r8", "r9"]
+
+
+def test_finished_since_tolerates_runs_known_a_little_out_of_start_order() -> None:
+    k = Known()
+    for n, start in [(0, 1000), (1, 9000), (2, 8500), (3, 7000), (4, None)]:
+        k.put(rec(n, start_ms=start) if start is not None else
+              TrialRecord(4, 0, "completed", "r4", {"x": 0.5}))
+    # r3 started before r2 but became known after it: within the slack, still found.
+    assert sorted(k.finished_since(7000, 2000)) == ["r1", "r2", "r3"]
