@@ -147,10 +147,15 @@ def main(argv: list[str] | None = None) -> int:
           f"max_parallel {args.parallel}, durations by {args.durations}", flush=True)
     print(f"{'contender':<10} {'util':>6} {'span s':>8} {'wall s':>8} {'gaps s':>7} "
           f"{'tail s':>7} {'per start':>9}", flush=True)
-    for name in names:
-        r = measure(name, args.trials, args.parallel, order, args.tracking_uri)
-        print(f"{name:<10} {r['utilisation']:>6.3f} {r['span_s']:>8.2f} {r['wall_s']:>8.2f} "
-              f"{r['gaps_s']:>7.2f} {r['tail_s']:>7.2f} {r['turnaround_s']:>9.3f}", flush=True)
+    # A fresh Prefect database, not the user's: ~/.prefect's grows with every study run
+    # on the machine (3.4 GB here), and its API slows with it.
+    with tempfile.TemporaryDirectory(prefix="amtune-util-") as tmp:
+        os.environ.setdefault("PREFECT_HOME", str(Path(tmp) / "prefect"))
+        for name in names:
+            r = measure(name, args.trials, args.parallel, order, args.tracking_uri)
+            print(f"{name:<10} {r['utilisation']:>6.3f} {r['span_s']:>8.2f} "
+                  f"{r['wall_s']:>8.2f} {r['gaps_s']:>7.2f} {r['tail_s']:>7.2f} "
+                  f"{r['turnaround_s']:>9.3f}", flush=True)
     return 0
 
 
