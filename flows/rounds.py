@@ -101,7 +101,7 @@ def _plan(spec: StudySpec, store: StudyStore, k: int, n: int, prior: tuple[Trial
     argument looking for futures, which made each proposal cost O(history); the edge
     stays drawn.
     """
-    history = load_history(store, return_state=True)
+    history = load_history(store, quote(spec.space), spec.sign, return_state=True)
     proposal = propose_batch(spec, store, opaque(history), n, k, quote(prior), open_runs,
                              return_state=True)
     return proposal, proposal.result()

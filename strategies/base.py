@@ -64,15 +64,44 @@ class Strategy(ABC):
         return self.space.size()
 
     def _seen(self, history: Iterable[Trial]) -> set[tuple[Any, ...]]:
+        if isinstance(history, KeyedTrials) and history.space_sig == self._space_sig:
+            return set(history.keys)
         return {_key(self.space, self._space_sig, t) for t in history}
 
     @cached_property
     def _space_sig(self) -> str:
         """The space as text: a trial's key is kept for the space it was made for."""
-        return repr(self.space.to_dict())
+        return space_signature(self.space)
 
     def _rng(self, *salt: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *salt])
+
+
+class KeyedTrials(list[Trial]):
+    """A history that carries the set of its trials' keys (``space.key``) for the space
+    whose ``space_signature`` is ``space_sig``.
+
+    Whoever keeps a history as trials arrive can key each trial once; a strategy given
+    such a history takes a copy of the keys instead of keying every trial again (at
+    5,000 trials, the longest part of a random proposal). The keys must be exactly
+    those of the trials.
+    """
+
+    def __init__(self, trials: Iterable[Trial], keys: set[tuple[Any, ...]],
+                 space_sig: str) -> None:
+        super().__init__(trials)
+        self.keys = keys
+        self.space_sig = space_sig
+
+    def after(self, first: Sequence[Trial], space: SearchSpace) -> KeyedTrials:
+        """``first`` (e.g. a warm start's trials), then these trials, keys included."""
+        keys = self.keys | {_key(space, self.space_sig, t) for t in first}
+        return KeyedTrials([*first, *self], keys, self.space_sig)
+
+
+def space_signature(space: SearchSpace) -> str:
+    """The space as text: equal spaces, equal text."""
+    return repr(space.to_dict())
 
 
 def _key(space: SearchSpace, sig: str, t: Trial) -> tuple[Any, ...]:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from amtune.strategies import Trial, make_strategy
+from amtune.strategies import SearchSpace, Trial, make_strategy
+from amtune.strategies.base import KeyedTrials
 from amtune.tasks.context import PlannedTrial
-from amtune.tasks.store.schema import TrialRecord, to_trials
 from amtune.tasks.store.study import StudyStore
 
 if TYPE_CHECKING:
@@ -17,29 +17,24 @@ if TYPE_CHECKING:
 
 
 class History:
-    """``load_history``'s records as one object.
+    """``load_history``'s trials as one object.
 
     Prefect links a task's result to its state element by element (a weak reference
-    and a dict entry per record: 5% of a study's CPU at 5,000 trials); one object is
+    and a dict entry per trial: 5% of a study's CPU at 5,000 trials); one object is
     one link, and the graph edge history -> proposal stays.
     """
 
-    __slots__ = ("records",)
+    __slots__ = ("trials",)
 
-    def __init__(self, records: list[TrialRecord]) -> None:
-        self.records = records
+    def __init__(self, trials: KeyedTrials) -> None:
+        self.trials = trials
 
 
 @task(name="load_history", cache_policy=NO_CACHE, persist_result=False)
-def load_history(store: StudyStore) -> History:
-    """Every trial of the study as MLflow holds it, the ones still running included."""
-    return History(store.history())
-
-
-def free_numbers(records: list[TrialRecord], n: int) -> list[int]:
-    """The lowest trial numbers no trial holds (a killed trial's number is given out again)."""
-    used = {r.number for r in records if r.status != "killed"}
-    return sorted(set(range(len(used) + n)) - used)[:n]  # n free among the first used + n
+def load_history(store: StudyStore, space: SearchSpace, sign: float) -> History:
+    """Every trial of the study as MLflow holds it, the ones still running included, as
+    the strategy takes them (minimised values, trial order)."""
+    return History(store.trials(space, sign))
 
 
 @task(name="propose_batch", cache_policy=NO_CACHE, persist_result=False)
@@ -57,11 +52,10 @@ def propose_batch(spec: StudySpec, store: StudyStore, history: History, n: int,
     """
     strategy = make_strategy(spec.strategy.name, spec.space, seed=spec.seed,
                              **spec.strategy.options)
-    records = history.records
-    batch: list[dict[str, Any]] = strategy.propose(
-        [*prior, *to_trials(records, spec.sign)], n) if n > 0 else []
+    trials = history.trials.after(prior, spec.space) if prior else history.trials
+    batch: list[dict[str, Any]] = strategy.propose(trials, n) if n > 0 else []
     planned = []
-    for number, params in zip(free_numbers(records, len(batch)), batch, strict=True):
+    for number, params in zip(store.free_numbers(len(batch)), batch, strict=True):
         run_id = store.start_trial(number, round_, params, spec.strategy.name) if open_runs \
             else ""
         planned.append(PlannedTrial(number, round_, params, run_id))

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import bisect
 
+from amtune.strategies.base import KeyedTrials
+from amtune.strategies.space import SearchSpace
 from amtune.tasks.store.schema import TrialRecord
+from amtune.tasks.store.view import TrialsView
 
 
 class Known:
@@ -22,6 +25,10 @@ class Known:
         self._by_id: dict[str, TrialRecord] = {}  # in the order runs became known
         self._order: list[tuple[int, str]] = []
         self._running: set[str] = set()
+        self._numbered: dict[str, int] = {}  # run id -> number, for runs not killed
+        self._used: dict[int, int] = {}  # number -> how many runs not killed hold it
+        self._low = 0  # every number below it is held
+        self._view: TrialsView | None = None  # made by the first ``trials`` call
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -41,6 +48,40 @@ class Known:
             self._running.add(rid)
         else:
             self._running.discard(rid)
+        self._number(rid, None if record.status == "killed" else record.number)
+        if self._view is not None:
+            self._view.put(record)
+
+    def _number(self, rid: str, number: int | None) -> None:
+        """Count the number ``rid`` holds (None: a killed run, whose number is free)."""
+        old = self._numbered.pop(rid, None)
+        if old is not None:
+            left = self._used[old] - 1
+            if left:
+                self._used[old] = left
+            else:
+                del self._used[old]
+                self._low = min(self._low, old)
+        if number is not None:
+            self._numbered[rid] = number
+            self._used[number] = self._used.get(number, 0) + 1
+            while self._low in self._used:
+                self._low += 1
+
+    def free_numbers(self, n: int) -> list[int]:
+        """The ``n`` lowest trial numbers no run holds (a killed run's is given again)."""
+        out, k = [], self._low
+        while len(out) < n:
+            if k not in self._used:
+                out.append(k)
+            k += 1
+        return out
+
+    def trials(self, space: SearchSpace, sign: float) -> KeyedTrials:
+        """The strategy's history (``to_trials``, in trial order) with its keys."""
+        if self._view is None or not self._view.fits(space, sign):
+            self._view = TrialsView(space, sign, self.in_order())
+        return self._view.snapshot()
 
     def in_order(self) -> list[TrialRecord]:
         by_id = self._by_id

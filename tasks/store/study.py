@@ -21,6 +21,7 @@ from mlflow.entities import Param, RunTag
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from amtune.strategies import SearchSpace
+from amtune.strategies.base import KeyedTrials
 from amtune.tasks.runners.process import TrialProcess
 from amtune.tasks.store import schema as S
 from amtune.tasks.store.client import connect
@@ -95,6 +96,27 @@ class StudyStore(ParentRun, BaseModel):
     # -- trials ----------------------------------------------------------------------
 
     def history(self) -> list[TrialRecord]:
+        """Every trial of the study in trial order, read as ``_read`` says."""
+        live = self._live
+        self._read()
+        with live.lock:
+            return live.known.in_order()
+
+    def trials(self, space: SearchSpace, sign: float) -> KeyedTrials:
+        """The history as a strategy is given it (``to_trials``), read as ``_read`` says.
+
+        Each record is converted and keyed once, as it becomes known (``view.py``)."""
+        live = self._live
+        self._read()
+        with live.lock:
+            return live.known.trials(space, sign)
+
+    def free_numbers(self, n: int) -> list[int]:
+        """The lowest trial numbers no trial holds (a killed trial's is given again)."""
+        with self._live.lock:
+            return self._live.known.free_numbers(n)
+
+    def _read(self) -> None:
         """Every trial of the study, read incrementally: finished runs never change.
 
         After one full read, a call fetches the runs started since the previous read
@@ -134,7 +156,6 @@ class StudyStore(ParentRun, BaseModel):
             for r in fresh:
                 live.known.put(r)
             live.last_read = now
-            return live.known.in_order()
 
     def trials_of(self, run: StudyRun, space: SearchSpace, metric: str) -> list[TrialRecord]:
         """Every trial of another study (warm start, results), decoded."""

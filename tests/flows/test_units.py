@@ -10,7 +10,6 @@ from amtune.flows.completion import Tally, best_trial, stop_reason
 from amtune.flows.progress import Reporter
 from amtune.flows.spec import SpecError, validate_spec
 from amtune.flows.study import space_change
-from amtune.tasks.propose import free_numbers
 from amtune.tasks.store.schema import TrialRecord, to_trials
 from tests.flows.helpers import spec
 
@@ -83,12 +82,6 @@ def test_to_trials_gives_a_finished_trial_the_same_object_each_time() -> None:
     assert first[0] is again[0] and first[1] is again[1]
     assert first[2] is not again[2]  # a running trial may end: made anew
     assert to_trials(rs, -1.0)[0].value == -3.0  # the other direction: not the kept one
-
-
-def test_free_numbers_reuse_killed_slots() -> None:
-    rs = [rec(0, 1.0), rec(1, None, "killed"), rec(2, 1.0), rec(3, None, "failed")]
-    assert free_numbers(rs, 3) == [1, 4, 5]
-    assert free_numbers([*rs, rec(4, None, "running")], 2) == [1, 5]  # in flight: taken
 
 
 def test_space_change_names_the_change() -> None:

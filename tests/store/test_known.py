@@ -48,3 +48,30 @@ def test_finished_since_tolerates_runs_known_a_little_out_of_start_order() -> No
               TrialRecord(4, 0, "completed", "r4", {"x": 0.5}))
     # r3 started before r2 but became known after it: within the slack, still found.
     assert sorted(k.finished_since(7000, 2000)) == ["r1", "r2", "r3"]
+
+
+def test_free_numbers_reuse_killed_slots() -> None:
+    k = Known()
+    for r in [rec(0), rec(1, "killed"), rec(2), rec(3, "failed")]:
+        k.put(r)
+    assert k.free_numbers(3) == [1, 4, 5]
+    k.put(rec(4, "running"))  # in flight: taken
+    assert k.free_numbers(2) == [1, 5]
+    k.put(rec(1, "running", run_id="again1"))
+    assert k.free_numbers(1) == [5]
+    k.put(rec(4, "killed"))  # a run marked killed gives its number back
+    assert k.free_numbers(2) == [4, 5]
+
+
+def test_free_numbers_are_the_lowest_unheld_under_any_order() -> None:
+    rng = random.Random(1)
+    k, held = Known(), {}
+    for step in range(2000):
+        n = rng.randrange(60)
+        status = rng.choice(["running", "completed", "killed", "failed"])
+        rid = f"r{rng.randrange(80)}"
+        k.put(rec(n, status, run_id=rid))
+        held[rid] = None if status == "killed" else n
+        used = {v for v in held.values() if v is not None}
+        want = sorted(set(range(len(used) + 3)) - used)[:3]
+        assert k.free_numbers(3) == want, step
