@@ -6,7 +6,7 @@
 Runs one ``random`` study with an instant objective on a fresh MLflow SQLite store
 and Prefect's ephemeral API, then prints, per block of trials (in the order they
 ended, read back from MLflow), the trials per second and the mean time spent in the
-store calls every proposal and trial makes (``history``, ``start_trial``,
+store calls every proposal and trial makes (``trials``, ``start_trial``,
 ``finish_trial``, timed by wrapping the methods in this process), and the CPU time
 per trial of this process and of its child processes (Prefect's ephemeral API), read
 every 0.25 s. CPU per trial is what other load on the machine changes least: on a
@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 from amtune.flows.cli import quiet_defaults  # noqa: E402  (sets Prefect's env before it loads)
 
-TIMED = ("history", "start_trial", "finish_trial")
+TIMED = ("trials", "start_trial", "finish_trial")  # trials: the read each proposal makes
 _CALLS: dict[str, list[tuple[float, float]]] = defaultdict(list)  # name -> (end, seconds)
 _LOCK = threading.Lock()
 _CPU: list[tuple[float, float, float]] = []  # (epoch s, CPU s of this process, of children)
