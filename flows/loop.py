@@ -32,6 +32,10 @@ previous one has ended, so the same seed gives the same trials. Asynchronous
 proposals depend on which trials finished first; each is still a function of the
 history it saw.
 
+A completed trial's slot frees as its result starts being written to MLflow (~20 ms
+on SQLite), so the next trial's start overlaps that write; the trial still counts
+against the budget until its record is in, and a failed write takes the slot back.
+
 Once a criterion holds no trial starts; trials in flight finish and count.
 """
 
