@@ -1,5 +1,6 @@
 """The study's parent run and its runner lease: the half of ``StudyStore`` that is
-about the study as a whole (``study.py`` holds the fields and the trials).
+about the study as a whole (``study.py`` holds the fields and the trial writes,
+``reads.py`` the trial reads).
 
 A mixin, not a model: its methods use the store's fields and client.
 """

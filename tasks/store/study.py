@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from operator import attrgetter
 from typing import Any, TypeVar
 
 from mlflow.entities import Param, RunTag
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from amtune.strategies import SearchSpace
-from amtune.strategies.base import KeyedTrials
 from amtune.tasks.runners.process import TrialProcess
 from amtune.tasks.store import schema as S
 from amtune.tasks.store.client import connect
@@ -29,13 +27,10 @@ from amtune.tasks.store.known import Known
 from amtune.tasks.store.metrics import MetricBuffer, now_ms
 from amtune.tasks.store.outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageGuard
 from amtune.tasks.store.parent import ParentRun
-from amtune.tasks.store.schema import StudyRun, TrialRecord
+from amtune.tasks.store.reads import TrialReads
+from amtune.tasks.store.schema import TrialRecord
 
-_MARGIN_MS = 2000  # runs started this long before the last read are looked for again
-_IN_CHUNK = 100  # run ids per ``run_id IN (...)`` filter
-_NOT_IN_MAX = 1000  # known runs left out of a read by id; more: read them again
 T = TypeVar("T")
-_ORDER = attrgetter("number", "run_id")  # trial order
 
 
 class _Live:
@@ -52,10 +47,11 @@ class _Live:
         self.known = Known()
         self.last_read: int | None = None
         self.told: dict[str, Callable[[TrialRecord], None]] = {}  # run id -> on its end
+        self.writing: dict[str, Callable[[bool], None]] = {}  # run id -> as its end is written
         self.board: Any = None  # early stopping's curves (tasks/stopping.py), one per process
 
 
-class StudyStore(ParentRun, BaseModel):
+class StudyStore(TrialReads, ParentRun, BaseModel):
     """Where a study lives in MLflow, and every read and write of it."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -95,90 +91,6 @@ class StudyStore(ParentRun, BaseModel):
 
     # -- trials ----------------------------------------------------------------------
 
-    def history(self) -> list[TrialRecord]:
-        """Every trial of the study in trial order, read as ``_read`` says."""
-        live = self._live
-        self._read()
-        with live.lock:
-            return live.known.in_order()
-
-    def trials(self, space: SearchSpace, sign: float) -> KeyedTrials:
-        """The history as a strategy is given it (``to_trials``), read as ``_read`` says.
-
-        Each record is converted and keyed once, as it becomes known (``view.py``)."""
-        live = self._live
-        self._read()
-        with live.lock:
-            return live.known.trials(space, sign)
-
-    def free_numbers(self, n: int) -> list[int]:
-        """The lowest trial numbers no trial holds (a killed trial's is given again)."""
-        with self._live.lock:
-            return self._live.known.free_numbers(n)
-
-    def _read(self) -> None:
-        """Every trial of the study, read incrementally: finished runs never change.
-
-        After one full read, a call fetches the runs started since the previous read
-        (runs created elsewhere; none while this runner holds the lease, so usually
-        none at all) and the ones it last saw running, which may have ended in another
-        process (a Dask worker). The finished runs it knows are left out of the first
-        query by id: re-reading every run of the last ``_MARGIN_MS`` was most of a
-        read's time at 20 trials/s. Running runs started in that window come back in
-        the same query; only older ones need a second, by id, so at high trial rates a
-        read is one query. Those queries filter by time and id only: the study's tag,
-        as a SQL filter, made MLflow match every run of the study (6 ms a read at
-        5,000 trials); it is checked on the few runs they return. What is known is
-        kept in ``Known``, so a read no longer walks the whole study.
-        """
-        flt = f"tags.`{S.PARENT}` = '{self.parent_id}'"
-        live = self._live
-        with live.lock:
-            last = live.last_read
-            since = None if last is None else last - _MARGIN_MS
-            running, recent = ([], []) if since is None else (
-                live.known.running_before(since), live.known.finished_since(since, _MARGIN_MS))
-        now = now_ms()
-        if since is None:
-            fresh = self._search(flt)
-        else:  # the study's tag is checked here, not in SQL, where it costs O(study)
-            known = f" and attributes.run_id NOT IN ({_ids(recent)})" if recent and \
-                len(recent) <= _NOT_IN_MAX else ""
-            fresh = self._search(f"attributes.start_time >= {since}{known}",
-                                 parent=self.parent_id)
-        seen = {r.run_id for r in fresh}
-        again = [i for i in running if i not in seen]
-        for k in range(0, len(again), _IN_CHUNK):
-            chunk = again[k:k + _IN_CHUNK]
-            fresh += self._search(f"attributes.run_id IN ({_ids(chunk)})", parent=self.parent_id)
-        fresh.sort(key=lambda r: r.start_ms or 0)  # Known finds recent runs from the newest
-        with live.lock:
-            for r in fresh:
-                live.known.put(r)
-            live.last_read = now
-
-    def trials_of(self, run: StudyRun, space: SearchSpace, metric: str) -> list[TrialRecord]:
-        """Every trial of another study (warm start, results), decoded."""
-        return sorted(self._search(f"tags.`{S.PARENT}` = '{run.run_id}'", run.experiment_id,
-                                   space, metric), key=_ORDER)
-
-    def _search(self, flt: str, experiment_id: str | None = None,
-                space: SearchSpace | None = None, metric: str | None = None,
-                parent: str | None = None) -> list[TrialRecord]:
-        """The runs ``flt`` finds, decoded; with ``parent``, only that parent's."""
-        space = space or self.search_space
-        metric = metric or self.metric
-        out: list[TrialRecord] = []
-        token = None
-        while True:
-            page = self.client.search_runs([experiment_id or self.experiment_id], flt,
-                                           max_results=50000, page_token=token)
-            out.extend(S.decode(r, space, metric) for r in page
-                       if parent is None or r.data.tags.get(S.PARENT) == parent)
-            token = page.token
-            if not token:
-                return out
-
     def remember(self, record: TrialRecord) -> None:
         """What this runner knows of a trial it ran (read back from MLflow anyway)."""
         with self._live.lock:
@@ -186,16 +98,24 @@ class StudyStore(ParentRun, BaseModel):
             if record.start_ms is None and before is not None:
                 record.start_ms = before.start_ms  # history() leaves known runs out by it
             self._live.known.put(record)
-            tell = self._live.told.pop(record.run_id, None) if record.status != "running" else None
+            tell = None
+            if record.status != "running":
+                tell = self._live.told.pop(record.run_id, None)
+                self._live.writing.pop(record.run_id, None)
         if tell is not None:
             tell(record)
 
-    def on_end(self, run_id: str, tell: Callable[[TrialRecord], None]) -> None:
+    def on_end(self, run_id: str, tell: Callable[[TrialRecord], None],
+               writing: Callable[[bool], None] | None = None) -> None:
         """Call ``tell`` with the trial's record once it is written as ended, if that
         happens in this process (``finish_trial`` in a thread of the flow's process),
-        so the slot frees before Prefect has finished the task run."""
+        so the slot frees before Prefect has finished the task run. ``writing(True)``
+        is called as a completed trial's result starts being written, so its slot
+        frees before that write (~20 ms); ``writing(False)`` if the write fails."""
         with self._live.lock:
             self._live.told[run_id] = tell
+            if writing is not None:
+                self._live.writing[run_id] = writing
 
     def start_trial(self, number: int, round_: int, params: Mapping[str, Any],
                     strategy: str) -> str:
@@ -243,11 +163,23 @@ class StudyStore(ParentRun, BaseModel):
         tags = {S.ATTEMPTS: str(record.attempts), S.DURATION: f"{record.duration_s or 0:.3f}"}
         if stopped_at is not None:
             tags[S.STOPPED_AT] = str(stopped_at)
-        self.client.log_batch(record.run_id, metrics=buffer.final(record.metrics),
-                              tags=[RunTag(k, v) for k, v in tags.items()])
-        if output:
-            self.client.log_text(record.run_id, output, "output.txt")
-        self.client.set_terminated(record.run_id, "FINISHED", end_time=now_ms())
+        end = now_ms()  # the trial's end, not its write's: the next may start meanwhile
+        with self._live.lock:
+            writing = self._live.writing.pop(record.run_id, None)
+        if writing is not None:
+            writing(True)
+        try:
+            self.client.log_batch(record.run_id, metrics=buffer.final(record.metrics),
+                                  tags=[RunTag(k, v) for k, v in tags.items()])
+            if output:
+                self.client.log_text(record.run_id, output, "output.txt")
+            self.client.set_terminated(record.run_id, "FINISHED", end_time=end)
+        except BaseException:
+            if writing is not None:
+                writing(False)
+                with self._live.lock:
+                    self._live.writing[record.run_id] = writing  # a retry frees it again
+            raise
         self.remember(record)
 
     def fail_attempt(self, record: TrialRecord, buffer: MetricBuffer, *,
@@ -309,6 +241,3 @@ class StudyStore(ParentRun, BaseModel):
             return TrialProcess(int(tags[S.PID]), tags[S.HOST], tags.get(S.TOKEN, ""))
         return None
 
-
-def _ids(run_ids: list[str]) -> str:
-    return ", ".join(f"'{i}'" for i in run_ids)

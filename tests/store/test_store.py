@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from amtune.tasks.store import reads as reads_module
 from amtune.tasks.store import schema as S
-from amtune.tasks.store import study as study_module
 from amtune.tasks.store.client import check_uri
 from amtune.tasks.store.lease import lease_ttl
 from amtune.tasks.store.metrics import MetricBuffer
@@ -70,7 +70,7 @@ def test_history_sees_running_trials_finish_without_rereading_everything(
         tracking_uri: str, margin_ms: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # A running run started within the read window comes back in the window's query;
     # one started before it (margin 0: every run) is read again by id.
-    monkeypatch.setattr(study_module, "_MARGIN_MS", margin_ms)
+    monkeypatch.setattr(reads_module, "_MARGIN_MS", margin_ms)
     s = store(tracking_uri)
     s.open({}, {})
     ids = [s.start_trial(k, 0, {"x": k / 10}, "random") for k in range(3)]
