@@ -65,6 +65,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
     """Rounds until a completion criterion holds; returns the reason and the history."""
     b, barrier = s.budget, s.execution.rounds == "barrier"
     plan_ahead = not barrier and s.execution.plan_ahead
+    by_value = b.target is not None or b.patience is not None
     start = time.monotonic()
     k = max((r.round for r in records), default=-1) + 1
     slots = Slots()
@@ -78,12 +79,16 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
             heartbeat.check(s.name)  # another runner took the study over: run nothing twice
             if slots.error is not None:
                 raise slots.error
-            just_ended, in_flight, busy = slots.drain()
+            just_ended, in_flight, writing = slots.drain()
+            busy = in_flight - len(writing)
             ended.add(just_ended)
             if _ended(running) and on_round is not None:
                 on_round(ended.tally)
             opened = opened if opened in running else None
-            reason = stop_reason(ended.tally, max_trials=b.max_trials,
+            # A trial whose result is being written has freed its slot: a target or
+            # patience its value meets holds before the next trial starts in that slot.
+            tally = ended.tally.plus(writing) if by_value else ended.tally
+            reason = stop_reason(tally, max_trials=b.max_trials,
                                  max_runtime_s=b.max_runtime_s,
                                  elapsed_s=time.monotonic() - start, target=b.target,
                                  patience=b.patience, max_failed_trials=b.max_failed_trials)

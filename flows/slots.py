@@ -49,7 +49,7 @@ class Slots:
         self.ended: list[TrialRecord] = []
         # Trials in flight whose objective has ended and whose result is being written:
         # their slots are free, but they count against the budget until recorded.
-        self._writing: set[str] = set()
+        self._writing: dict[str, TrialRecord] = {}
 
     def __reduce__(self) -> tuple[type[Slots], tuple[()]]:
         """A fresh, unused copy: Prefect's Dask runner pickles the round's flow-run
@@ -101,20 +101,20 @@ class Slots:
             self.error = self.error or err
             self._cond.notify_all()
 
-    def writing(self, run_id: str, started: bool = True) -> None:
-        """A trial's objective ended and its result is being written (``started``): its
-        slot is free. ``started=False``: the write failed, and the trial (retried, or
-        failed) takes a slot again until it is recorded."""
+    def writing(self, record: TrialRecord, started: bool = True) -> None:
+        """A trial's objective ended and its result (``record``) is being written
+        (``started``): its slot is free. ``started=False``: the write failed, and the
+        trial (retried, or failed) takes a slot again until it is recorded."""
         with self._cond:
             if started:
-                self._writing.add(run_id)
+                self._writing[record.run_id] = record
             else:
-                self._writing.discard(run_id)
+                self._writing.pop(record.run_id, None)
             self._cond.notify_all()
 
     def ended_trial(self, record: TrialRecord) -> None:
         with self._cond:
-            self._writing.discard(record.run_id)
+            self._writing.pop(record.run_id, None)
             self.in_flight -= 1
             self.ended.append(record)
             self._cond.notify_all()
@@ -128,13 +128,13 @@ class Slots:
         with self._cond:
             self._cond.notify_all()
 
-    def drain(self) -> tuple[list[TrialRecord], int, int]:
+    def drain(self) -> tuple[list[TrialRecord], int, list[TrialRecord]]:
         """The trials that ended since the last call, the trials in flight now, and
-        how many of those hold a slot (the others are being written).
+        those of them whose results are being written (the others hold a slot).
 
         Read together: a trial that ends between two separate reads would be neither
         in flight nor among the ended ones, and the budget would be overshot.
         """
         with self._cond:
             out, self.ended = self.ended, []
-            return out, self.in_flight, self.in_flight - len(self._writing)
+            return out, self.in_flight, list(self._writing.values())

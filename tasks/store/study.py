@@ -47,7 +47,7 @@ class _Live:
         self.known = Known()
         self.last_read: int | None = None
         self.told: dict[str, Callable[[TrialRecord], None]] = {}  # run id -> on its end
-        self.writing: dict[str, Callable[[bool], None]] = {}  # run id -> as its end is written
+        self.writing: dict[str, Callable[[TrialRecord, bool], None]] = {}  # as an end is written
         self.board: Any = None  # early stopping's curves (tasks/stopping.py), one per process
 
 
@@ -106,12 +106,12 @@ class StudyStore(TrialReads, ParentRun, BaseModel):
             tell(record)
 
     def on_end(self, run_id: str, tell: Callable[[TrialRecord], None],
-               writing: Callable[[bool], None] | None = None) -> None:
+               writing: Callable[[TrialRecord, bool], None] | None = None) -> None:
         """Call ``tell`` with the trial's record once it is written as ended, if that
         happens in this process (``finish_trial`` in a thread of the flow's process),
-        so the slot frees before Prefect has finished the task run. ``writing(True)``
-        is called as a completed trial's result starts being written, so its slot
-        frees before that write (~20 ms); ``writing(False)`` if the write fails."""
+        so the slot frees before Prefect has finished the task run. ``writing(record,
+        True)`` is called as a completed trial's result starts being written, so its
+        slot frees before that write (~20 ms); ``writing(record, False)`` if it fails."""
         with self._live.lock:
             self._live.told[run_id] = tell
             if writing is not None:
@@ -167,7 +167,7 @@ class StudyStore(TrialReads, ParentRun, BaseModel):
         with self._live.lock:
             writing = self._live.writing.pop(record.run_id, None)
         if writing is not None:
-            writing(True)
+            writing(record, True)
         try:
             self.client.log_batch(record.run_id, metrics=buffer.final(record.metrics),
                                   tags=[RunTag(k, v) for k, v in tags.items()])
@@ -176,7 +176,7 @@ class StudyStore(TrialReads, ParentRun, BaseModel):
             self.client.set_terminated(record.run_id, "FINISHED", end_time=end)
         except BaseException:
             if writing is not None:
-                writing(False)
+                writing(record, False)
                 with self._live.lock:
                     self._live.writing[record.run_id] = writing  # a retry frees it again
             raise
