@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 
 from amtune.tasks.store.schema import COUNTED, TrialRecord, best_trial
@@ -42,19 +41,6 @@ class Tally:
                 self.since_best = sum(c.number > r.number for c in self._completed)
             elif self.best is not None and r.number > self.best.number:
                 self.since_best += 1
-
-
-    def plus(self, records: list[TrialRecord]) -> Tally:
-        """A copy with ``records`` added; this tally stays as it is. For the trials whose
-        results are being written: a criterion they meet holds before they are recorded.
-        O(trials) (the copy), so the loop asks only where a value decides (target,
-        patience) and only while such trials exist."""
-        if not records:
-            return self
-        out = copy.copy(self)
-        out._completed, out._ids = list(self._completed), set(self._ids)
-        out.add(records)
-        return out
 
 
 def stop_reason(tally: Tally, *, max_trials: int, max_runtime_s: float | None = None,

@@ -32,10 +32,6 @@ previous one has ended, so the same seed gives the same trials. Asynchronous
 proposals depend on which trials finished first; each is still a function of the
 history it saw.
 
-A completed trial's slot frees as its result starts being written to MLflow (~20 ms
-on SQLite), so the next trial's start overlaps that write; the trial still counts
-against the budget until its record is in, and a failed write takes the slot back.
-
 Once a criterion holds no trial starts; trials in flight finish and count.
 """
 
@@ -65,7 +61,6 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
     """Rounds until a completion criterion holds; returns the reason and the history."""
     b, barrier = s.budget, s.execution.rounds == "barrier"
     plan_ahead = not barrier and s.execution.plan_ahead
-    by_value = b.target is not None or b.patience is not None
     start = time.monotonic()
     k = max((r.round for r in records), default=-1) + 1
     slots = Slots()
@@ -79,16 +74,12 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
             heartbeat.check(s.name)  # another runner took the study over: run nothing twice
             if slots.error is not None:
                 raise slots.error
-            just_ended, in_flight, writing = slots.drain()
-            busy = in_flight - len(writing)
+            just_ended, in_flight = slots.drain()
             ended.add(just_ended)
             if _ended(running) and on_round is not None:
                 on_round(ended.tally)
             opened = opened if opened in running else None
-            # A trial whose result is being written has freed its slot: a target or
-            # patience its value meets holds before the next trial starts in that slot.
-            tally = ended.tally.plus(writing) if by_value else ended.tally
-            reason = stop_reason(tally, max_trials=b.max_trials,
+            reason = stop_reason(ended.tally, max_trials=b.max_trials,
                                  max_runtime_s=b.max_runtime_s,
                                  elapsed_s=time.monotonic() - start, target=b.target,
                                  patience=b.patience, max_failed_trials=b.max_failed_trials)
@@ -103,7 +94,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                 # flow-run writes collide, and each collision costs a 2 s client retry.
                 ahead[k] = rounds.prepare(k)
                 k += 1
-            n = _free(s, ended.tally, in_flight, busy)
+            n = _free(s, ended.tally, in_flight)
             if slots.planning or slots.exhausted:
                 slots.wait(_POLL_S)  # a trial ends, a batch is planned, a round is ready
                 continue
@@ -111,7 +102,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
             if n <= 0:  # every slot busy: the round the next slot goes to plans a trial
                 target = first if first in slots.waiting else opened
                 if (plan_ahead and slots.held is None and target in slots.waiting
-                        and busy >= b.max_parallel and _left(s, ended.tally, in_flight) > 0):
+                        and in_flight >= b.max_parallel and _left(s, ended.tally, in_flight) > 0):
                     slots.go(target, PLAN_AHEAD)
                 else:
                     slots.wait(_POLL_S)
@@ -146,11 +137,9 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
     return reason, ended.records
 
 
-def _free(s: StudySpec, tally: Tally, in_flight: int, busy: int) -> int:
-    """How many trials may start now: free slots (``busy``: trials in flight whose
-    objective still runs), within the budget and failure limit (``in_flight``: every
-    trial not yet recorded)."""
-    return min(s.budget.max_parallel - busy, _left(s, tally, in_flight))
+def _free(s: StudySpec, tally: Tally, in_flight: int) -> int:
+    """How many trials may start now: free slots, within the budget and failure limit."""
+    return min(s.budget.max_parallel - in_flight, _left(s, tally, in_flight))
 
 
 def _left(s: StudySpec, tally: Tally, in_flight: int) -> int:

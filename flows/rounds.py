@@ -142,7 +142,7 @@ class _Trials:
     def watch(self, fut: PrefectFuture[TrialRecord], plan: PlannedTrial) -> None:
         with self._cond:
             self._running += 1
-        self.store.on_end(plan.run_id, self._tell, self.slots.writing)
+        self.store.on_end(plan.run_id, self._tell)
         fut.add_done_callback(lambda f: self._ended(f, plan))
 
     def _tell(self, rec: TrialRecord) -> None:

@@ -34,8 +34,8 @@ class Slots:
     round parameters.
     """
 
-    __slots__ = ("_cond", "_go", "_writing", "ended", "error", "exhausted", "held",
-                 "in_flight", "planning", "waiting")
+    __slots__ = ("_cond", "_go", "ended", "error", "exhausted", "held", "in_flight",
+                 "planning", "waiting")
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -47,9 +47,6 @@ class Slots:
         self.held: int | None = None  # the round holding a trial planned ahead
         self._go: dict[int, deque[int]] = {}
         self.ended: list[TrialRecord] = []
-        # Trials in flight whose objective has ended and whose result is being written:
-        # their slots are free, but they count against the budget until recorded.
-        self._writing: dict[str, TrialRecord] = {}
 
     def __reduce__(self) -> tuple[type[Slots], tuple[()]]:
         """A fresh, unused copy: Prefect's Dask runner pickles the round's flow-run
@@ -101,20 +98,8 @@ class Slots:
             self.error = self.error or err
             self._cond.notify_all()
 
-    def writing(self, record: TrialRecord, started: bool = True) -> None:
-        """A trial's objective ended and its result (``record``) is being written
-        (``started``): its slot is free. ``started=False``: the write failed, and the
-        trial (retried, or failed) takes a slot again until it is recorded."""
-        with self._cond:
-            if started:
-                self._writing[record.run_id] = record
-            else:
-                self._writing.pop(record.run_id, None)
-            self._cond.notify_all()
-
     def ended_trial(self, record: TrialRecord) -> None:
         with self._cond:
-            self._writing.pop(record.run_id, None)
             self.in_flight -= 1
             self.ended.append(record)
             self._cond.notify_all()
@@ -128,13 +113,12 @@ class Slots:
         with self._cond:
             self._cond.notify_all()
 
-    def drain(self) -> tuple[list[TrialRecord], int, list[TrialRecord]]:
-        """The trials that ended since the last call, the trials in flight now, and
-        those of them whose results are being written (the others hold a slot).
+    def drain(self) -> tuple[list[TrialRecord], int]:
+        """The trials that ended since the last call, and the trials in flight now.
 
         Read together: a trial that ends between two separate reads would be neither
         in flight nor among the ended ones, and the budget would be overshot.
         """
         with self._cond:
             out, self.ended = self.ended, []
-            return out, self.in_flight, list(self._writing.values())
+            return out, self.in_flight

@@ -47,7 +47,6 @@ class _Live:
         self.known = Known()
         self.last_read: int | None = None
         self.told: dict[str, Callable[[TrialRecord], None]] = {}  # run id -> on its end
-        self.writing: dict[str, Callable[[TrialRecord, bool], None]] = {}  # as an end is written
         self.board: Any = None  # early stopping's curves (tasks/stopping.py), one per process
 
 
@@ -98,24 +97,16 @@ class StudyStore(TrialReads, ParentRun, BaseModel):
             if record.start_ms is None and before is not None:
                 record.start_ms = before.start_ms  # history() leaves known runs out by it
             self._live.known.put(record)
-            tell = None
-            if record.status != "running":
-                tell = self._live.told.pop(record.run_id, None)
-                self._live.writing.pop(record.run_id, None)
+            tell = self._live.told.pop(record.run_id, None) if record.status != "running" else None
         if tell is not None:
             tell(record)
 
-    def on_end(self, run_id: str, tell: Callable[[TrialRecord], None],
-               writing: Callable[[TrialRecord, bool], None] | None = None) -> None:
+    def on_end(self, run_id: str, tell: Callable[[TrialRecord], None]) -> None:
         """Call ``tell`` with the trial's record once it is written as ended, if that
         happens in this process (``finish_trial`` in a thread of the flow's process),
-        so the slot frees before Prefect has finished the task run. ``writing(record,
-        True)`` is called as a completed trial's result starts being written, so its
-        slot frees before that write (~20 ms); ``writing(record, False)`` if it fails."""
+        so the slot frees before Prefect has finished the task run."""
         with self._live.lock:
             self._live.told[run_id] = tell
-            if writing is not None:
-                self._live.writing[run_id] = writing
 
     def start_trial(self, number: int, round_: int, params: Mapping[str, Any],
                     strategy: str) -> str:
@@ -163,23 +154,11 @@ class StudyStore(TrialReads, ParentRun, BaseModel):
         tags = {S.ATTEMPTS: str(record.attempts), S.DURATION: f"{record.duration_s or 0:.3f}"}
         if stopped_at is not None:
             tags[S.STOPPED_AT] = str(stopped_at)
-        end = now_ms()  # the trial's end, not its write's: the next may start meanwhile
-        with self._live.lock:
-            writing = self._live.writing.pop(record.run_id, None)
-        if writing is not None:
-            writing(record, True)
-        try:
-            self.client.log_batch(record.run_id, metrics=buffer.final(record.metrics),
-                                  tags=[RunTag(k, v) for k, v in tags.items()])
-            if output:
-                self.client.log_text(record.run_id, output, "output.txt")
-            self.client.set_terminated(record.run_id, "FINISHED", end_time=end)
-        except BaseException:
-            if writing is not None:
-                writing(record, False)
-                with self._live.lock:
-                    self._live.writing[record.run_id] = writing  # a retry frees it again
-            raise
+        self.client.log_batch(record.run_id, metrics=buffer.final(record.metrics),
+                              tags=[RunTag(k, v) for k, v in tags.items()])
+        if output:
+            self.client.log_text(record.run_id, output, "output.txt")
+        self.client.set_terminated(record.run_id, "FINISHED", end_time=now_ms())
         self.remember(record)
 
     def fail_attempt(self, record: TrialRecord, buffer: MetricBuffer, *,
