@@ -102,6 +102,9 @@ def _plan(spec: StudySpec, store: StudyStore, k: int, n: int, prior: tuple[Trial
     stays drawn.
     """
     history = load_history(store, quote(spec.space), spec.sign, return_state=True)
+    # A failed read (an outage) raises its own error here: given a failed state,
+    # propose_batch would not run, and its result would only say it never ran.
+    history.result()
     proposal = propose_batch(spec, store, opaque(history), n, k, quote(prior), open_runs,
                              return_state=True)
     return proposal, proposal.result()
