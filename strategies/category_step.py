@@ -10,11 +10,11 @@ coordinate that matters there a length-scale of 5.9, i.e. irrelevant.
 The forced step therefore models each alternative category value on its own trials:
 for every categorical coordinate and every value other than the incumbent's that has at
 least ``MIN_TRIALS`` trials, a GP is fitted on those trials only (fantasies included,
-so pending and same-batch points still repel), and log-EI against the global incumbent
-is maximised over candidates with the value fixed: local moves around that subset's
-best points, Sobol points, and the global best points moved into the value with local
-moves around them (the ordered part that is good in one category is the first guess in
-another, where structure is shared). The values take turns (see
+so pending and same-batch points still repel), and log-EI against the value's own best
+trial (see below) is maximised over candidates with the value fixed: local moves around
+that subset's best points, Sobol points, and the global best points moved into the
+value with local moves around them (the ordered part that is good in one category is
+the first guess in another, where structure is shared). The values take turns (see
 :func:`category_candidates`). With too few trials in every other value, the caller's
 global model decides instead.
 
@@ -106,9 +106,11 @@ def category_candidates(gp: GP, n_real: int, n_values: np.ndarray, home: np.ndar
 
     ``gp`` is the global model; its first ``n_real`` rows are real trials, the rest
     fantasies. ``home`` holds the incumbent's categorical codes (in coordinate order).
-    The alternatives take turns (``turn``, e.g. the count of forced steps so far): a
-    value whose few trials all look bad still gets its share, which an EI contest
-    between the values' models did not give it (switch5 seed 0: 10 of 10 forced steps
+    ``best`` is the global incumbent's value; with ``OWN_INCUMBENT`` the value's own best
+    real trial replaces it in the value's log-EI (module docstring). The alternatives
+    take turns (``turn``, e.g. the count of forced steps so far): a value whose few
+    trials all look bad still gets its share, which an EI contest between the values'
+    models did not give it (switch5 seed 0: 10 of 10 forced steps
     went to the broad runner-up "c", none to the narrow best "a"). ``worst_mean``: the
     value's model predicts with its worst trial as prior mean (module docstring).
     """
