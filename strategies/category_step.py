@@ -10,11 +10,11 @@ coordinate that matters there a length-scale of 5.9, i.e. irrelevant.
 The forced step therefore models each alternative category value on its own trials:
 for every categorical coordinate and every value other than the incumbent's that has at
 least ``MIN_TRIALS`` trials, a GP is fitted on those trials only (fantasies included,
-so pending and same-batch points still repel), and log-EI against the global incumbent
-is maximised over candidates with the value fixed: local moves around that subset's
-best points, Sobol points, and the global best points moved into the value with local
-moves around them (the ordered part that is good in one category is the first guess in
-another, where structure is shared). The values take turns (see
+so pending and same-batch points still repel), and log-EI against the value's own best
+trial (see below) is maximised over candidates with the value fixed: local moves around
+that subset's best points, Sobol points, and the global best points moved into the
+value with local moves around them (the ordered part that is good in one category is
+the first guess in another, where structure is shared). The values take turns (see
 :func:`category_candidates`). With too few trials in every other value, the caller's
 global model decides instead.
 
@@ -30,6 +30,17 @@ cond5 5 -> 2, mixed6 19 -> 17, switch5 4 -> 6 (there b's incumbent moves in a's
 coordinates, which are dead for b, so it stays unexplored in a and most of a's forced
 steps become transfers); limiting transfers to one visit in two, or to values whose
 best trial is a transfer, gave 26 and 27 in all against 25 (benchmarks/README.md).
+
+The value's own search is scored by log-EI against the value's own best trial, not the
+global incumbent (``OWN_INCUMBENT``): a per-category incumbent. Against the global
+incumbent, far below every point of a value whose few trials are poor, log-EI is decided
+by the posterior sd: the step goes where the value's GP knows least (switch5 seed 1: a's
+steps at the bounds of x0, x1, (0.68, 0), (1, 0), (0.45, 0), next to a's optimum but never
+in its basin), and the value's best point is never refined. Against its own best it is a
+search within the value; what it finds competes with the global incumbent once it is
+better, and then becomes the incumbent. Measured on the dev problems, seeds 0-59,
+wrong-basin runs before -> after, batch 1; batch 5: switch5 13 -> 7; 15 -> 9, cond5
+4 -> 5; 6 -> 4, mixed6 35 -> 36; 32 -> 34 (benchmarks/README.md).
 
 The value's GP predicts with the worst of its own trials as prior mean, as the global
 model does (``gp_ei.py``): with the fitted mean and a handful of trials, log-EI was
@@ -56,6 +67,7 @@ N_TRANSFER = 5  # global best points moved into the value: as many as local cent
 N_SOBOL = 256  # space-filling candidates per value, next to the local moves
 _SAME = 1e-9  # encoded codes are equal (exact values, compared in float)
 TRANSFER_FIRST = True  # the incumbent moved into the value comes first (module docstring)
+OWN_INCUMBENT = True  # log-EI against the value's own best trial, not the global one (docstring)
 
 
 def alternatives(x: np.ndarray, n_values: np.ndarray, home: np.ndarray) -> list[tuple[int, float]]:
@@ -94,9 +106,11 @@ def category_candidates(gp: GP, n_real: int, n_values: np.ndarray, home: np.ndar
 
     ``gp`` is the global model; its first ``n_real`` rows are real trials, the rest
     fantasies. ``home`` holds the incumbent's categorical codes (in coordinate order).
-    The alternatives take turns (``turn``, e.g. the count of forced steps so far): a
-    value whose few trials all look bad still gets its share, which an EI contest
-    between the values' models did not give it (switch5 seed 0: 10 of 10 forced steps
+    ``best`` is the global incumbent's value; with ``OWN_INCUMBENT`` the value's own best
+    real trial replaces it in the value's log-EI (module docstring). The alternatives
+    take turns (``turn``, e.g. the count of forced steps so far): a value whose few
+    trials all look bad still gets its share, which an EI contest between the values'
+    models did not give it (switch5 seed 0: 10 of 10 forced steps
     went to the broad runner-up "c", none to the narrow best "a"). ``worst_mean``: the
     value's model predicts with its worst trial as prior mean (module docstring).
     """
@@ -131,5 +145,7 @@ def category_candidates(gp: GP, n_real: int, n_values: np.ndarray, home: np.ndar
     cands = np.vstack([moves, sob, top, moved])
     cands[:, j] = code
     cands = snap(cands)
+    if OWN_INCUMBENT:  # a search within the value (module docstring)
+        best = float(ys.min())
     scores = log_ei(sub, cands, best)
     return cands[np.argsort(-scores, kind="stable")]

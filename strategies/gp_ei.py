@@ -28,8 +28,9 @@ batch is a function of (space, seed, options, history) only.
   incumbent's categories: the alternative values take turns and each is modelled by a
   GP of its own trials (``category_step.py``), since the shared model learns the
   incumbent category's structure and mispredicts the others; its candidates include
-  the global best points moved into the value, and it predicts with its own worst trial
-  as prior mean, like the global model.
+  the global best points moved into the value, it predicts with its own worst trial
+  as prior mean, like the global model, and it scores them by log-EI against its own
+  best trial (a per-category incumbent).
 * Pending (``running``) trials and earlier points of the same batch are conditioned on
   as Kriging-believer fantasies with a tiny noise, which collapses the posterior variance
   there so the next point goes elsewhere. Failed trials are conditioned on with the worst

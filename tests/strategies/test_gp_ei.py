@@ -364,6 +364,33 @@ def test_a_forced_step_first_tries_the_incumbent_moved_into_the_value(monkeypatc
     assert not np.allclose(_forced_rows(hist)[0], moved)
 
 
+def test_a_forced_step_searches_the_value_against_its_own_best(monkeypatch) -> None:
+    import amtune.strategies.category_step as cs
+
+    hist = _shared_history()
+    best = min(hist, key=lambda t: t.value).params
+    near = {**best, "mode": "b", "x": best["x"] + 0.005}  # the transfer is explored
+    hist = [*hist, Trial(near, _shared(near))]
+    y = np.array([t.value for t in hist])
+    y = (y - y.mean()) / y.std()  # as _forced_rows standardises
+    own = y[[t.params["mode"] == "b" for t in hist]].min()
+    assert own > y.min()  # b's best is not the global incumbent
+    scored = []
+    real_log_ei = cs.log_ei
+
+    def spy(gp, x, incumbent):
+        scored.append(incumbent)
+        return real_log_ei(gp, x, incumbent)
+
+    monkeypatch.setattr(cs, "log_ei", spy)
+    _forced_rows(hist)
+    assert scored == [pytest.approx(own)]  # improvement on b's own best point
+    monkeypatch.setattr(cs, "OWN_INCUMBENT", False)  # before: on the global incumbent
+    scored.clear()
+    _forced_rows(hist)
+    assert scored == [pytest.approx(y.min())]
+
+
 @pytest.mark.parametrize(("option", "value"), [("prior_mean", "mean"), ("category_every", -1)])
 def test_bad_mixed_options_name_the_field(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"strategy.options.{option}: "):
