@@ -5,7 +5,9 @@ what is new, not what the study holds.
 still running); picking those out and returning every trial in order walked and sorted
 the whole study on every read (3 ms a read at 5,000 trials). Here a record is added
 in O(log n), the running ones are a set, the trial order is kept as records arrive,
-and the recent finished ones are found from the newest end.
+and the recent finished ones are found from the newest end. The trial numbers held
+(``free_numbers``) and, once asked for, the strategy's history (``view.py``) are kept
+the same way, so a proposal does not walk the study either.
 """
 
 from __future__ import annotations
