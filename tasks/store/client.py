@@ -4,6 +4,11 @@ SQLite has a single writer. Trial threads that write at once collide, and the lo
 sleeps in SQLite's busy handler (1 ms, 2, 5, ... up to 100 ms a try): four threads
 turned a 3 ms write into ~100 ms. Taking turns in the process is cheaper, so every
 attempt of a call on a SQLite store holds a lock (the retry pauses do not).
+
+A new SQLite store gets its schema from MLflow's migrations on first use. Two processes
+that migrate one file at once leave it broken for good (half-copied ``_alembic_tmp_*``
+tables, a revision between two steps: measured with four processes, every try), so
+amtune processes take turns on a lock file beside the store while they open it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from amtune.tasks.store.outage import Guarded, OutageGuard, limit_http_retries
@@ -41,10 +47,10 @@ def connect(uri: str, guard: OutageGuard) -> Any:
     """
     limit_http_retries()
     path = sqlite_path(uri)
-    lock = threading.Lock() if path is not None else None
-    client: Any = Guarded(MlflowClient(tracking_uri=uri), guard, lock=lock)
-    if path is not None:
-        client.search_experiments(max_results=1)  # creates the schema on first use
+    if path is None:
+        return Guarded(MlflowClient(tracking_uri=uri), guard)
+    with FileLock(f"{path}.lock"):
+        inner = MlflowClient(tracking_uri=uri)  # creates (migrates) the schema on first use
         with sqlite3.connect(path, timeout=30) as db:
             db.execute("PRAGMA journal_mode=WAL")
-    return client
+    return Guarded(inner, guard, lock=threading.Lock())

@@ -275,6 +275,7 @@ def test_study_killed_while_stopping_resumes_with_exactly_max_trials(
     env = {"ES_PIDS": str(pids), "ES_SLEEP": "0.3"}
     from tests.conftest import cli_env
 
+    MlflowClient(tracking_uri).search_experiments()  # the schema first: no two processes migrate it
     proc = subprocess.Popen([sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
                             cwd=tmp_path, env=cli_env(prefect_api, **env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -283,8 +284,7 @@ def test_study_killed_while_stopping_resumes_with_exactly_max_trials(
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-            exp = client.get_experiment_by_name(name) if Path(
-                tracking_uri.removeprefix("sqlite:///")).exists() else None
+            exp = client.get_experiment_by_name(name)
             runs = client.search_runs([exp.experiment_id]) if exp else []
             stopped = [r for r in runs if "amtune.stopped_at_step" in r.data.tags]
             if stopped and any(r.info.status == "RUNNING" for r in runs):

@@ -48,6 +48,7 @@ def test_second_runner_refuses_then_stale_lease_is_taken_over(
             )
         )
     )
+    MlflowClient(tracking_uri).search_experiments()  # the schema first: no two processes migrate it
     first = subprocess.Popen(
         [sys.executable, "-m", "amtune.flows.cli", "run", str(path)],
         cwd=tmp_path,
