@@ -72,7 +72,12 @@ def run_amtune(uri: str, n: int, parallel: int, rounds: str) -> int:
         "strategy": {"name": "random"}, "budget": {"max_trials": n, "max_parallel": parallel},
         "execution": {"rounds": rounds}, "seed": 0, "tracking": {"uri": uri}})
     assert r.trials == n and r.failed == 0, r
-    return n
+    from mlflow.tracking import MlflowClient
+
+    from amtune.tasks.store.schema import ROUND
+
+    runs = MlflowClient(uri).search_runs([r.experiment_id], f"tags.`{ROUND}` != ''")
+    return len({run.data.tags[ROUND] for run in runs})  # the round subflows with trials
 
 
 def run_optuna(n: int, parallel: int) -> int:
@@ -99,15 +104,14 @@ def measure(name: str, n: int, parallel: int, order: list[float],
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         uri = tracking_uri or f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        rounds = 0 if name == "optuna" else run_amtune(uri, n, parallel, name)
         if name == "optuna":
             run_optuna(n, parallel)
-        else:
-            run_amtune(uri, n, parallel, name)
     wall = time.monotonic() - t0
     spans = list(mod._SPANS)
     busy = sum(e - s for s, e in spans)
     span = max(e for _, e in spans) - min(s for s, _ in spans)
-    return {"trials": len(spans), "span_s": span, "wall_s": wall,
+    return {"trials": len(spans), "span_s": span, "wall_s": wall, "rounds": rounds,
             "utilisation": busy / (parallel * span), **idle(spans, parallel)}
 
 
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.trials} trials of {0.2 * args.scale:g}-{2.0 * args.scale:g} s, "
           f"max_parallel {args.parallel}, durations by {args.durations}", flush=True)
     print(f"{'contender':<10} {'util':>6} {'span s':>8} {'wall s':>8} {'gaps s':>7} "
-          f"{'tail s':>7} {'per start':>9}", flush=True)
+          f"{'tail s':>7} {'per start':>9} {'rounds':>6}", flush=True)
     # A fresh Prefect database, not the user's: ~/.prefect's grows with every study run
     # on the machine (3.4 GB here), and its API slows with it.
     with tempfile.TemporaryDirectory(prefix="amtune-util-") as tmp:
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             r = measure(name, args.trials, args.parallel, order, args.tracking_uri)
             print(f"{name:<10} {r['utilisation']:>6.3f} {r['span_s']:>8.2f} "
                   f"{r['wall_s']:>8.2f} {r['gaps_s']:>7.2f} {r['tail_s']:>7.2f} "
-                  f"{r['turnaround_s']:>9.3f}", flush=True)
+                  f"{r['turnaround_s']:>9.3f} {r['rounds'] or '':>6}", flush=True)
     return 0
 
 

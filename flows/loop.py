@@ -6,15 +6,19 @@ subflow is always started ahead and waits for its go, so Prefect's cost of a sub
 (~0.25 s, seconds on a busy machine or when its SQLite API makes the client retry) is
 paid while trials run. Round size is set by that cost:
 
-- a freed slot goes to the next round when it is ready: the round proposes for every
-  slot free at that moment (slots that free while a batch is planned wait for it and
-  go together), and the round before it is closed;
+- a round keeps the freed slots until it has started ``ROUND_TRIALS x max_parallel``
+  trials (another ``load_history`` -> ``propose_batch`` -> trials per go, in the same
+  subflow): each subflow start costs CPU beside the running trials, so fewer of them
+  shorten every slot's turnaround;
+- then a freed slot goes to the next round when it is ready: the round proposes for
+  every slot free at that moment (slots that free while a batch is planned wait for it
+  and go together), and the round before it is closed;
 - while the next round's subflow is still starting, freed slots go to the open round,
   which proposes again (another ``load_history`` -> ``propose_batch`` -> trials in the
   same subflow), so no slot ever waits for Prefect.
 
-With trials longer than a subflow's start-up, each round is one batch of the slots
-that freed together; with short ones, rounds grow. Rounds still waiting when the
+With trials longer than a subflow's start-up, each round is ``ROUND_TRIALS x
+max_parallel`` trials; with short ones, rounds grow. Rounds still waiting when the
 study ends end without trials.
 
 While every slot is busy, the round the next freed slot will go to plans one trial
@@ -51,6 +55,9 @@ from amtune.tasks.store.schema import TrialRecord
 from amtune.tasks.store.study import StudyStore
 
 OnTrial = Callable[[TrialRecord], None]
+# A round starts at least this many times max_parallel trials before the next takes
+# over: fewer subflows to start beside the trials (utilisation 0.885 -> 0.899, 7 pairs).
+ROUND_TRIALS = 2
 _POLL_S = 1.0  # the loop also looks again this often (lease, run time) when nothing ends
 
 
@@ -69,6 +76,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
     running: dict[int, Future[RoundResult]] = {}  # rounds given a go, trials maybe in flight
     ahead: dict[int, Future[RoundResult]] = {}  # the next rounds, started, awaiting a go
     opened: int | None = None  # the round that takes the freed slots until the next is ready
+    given: dict[int, int] = {}  # trials the loop has let each round start
     try:
         while True:
             heartbeat.check(s.name)  # another runner took the study over: run nothing twice
@@ -99,8 +107,11 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                 slots.wait(_POLL_S)  # a trial ends, a batch is planned, a round is ready
                 continue
             first = min(ahead, default=None)
+            # The open round keeps the freed slots until it has started a full batch.
+            fill = opened if (not barrier and opened in slots.waiting and opened is not None
+                              and given[opened] < ROUND_TRIALS * b.max_parallel) else None
             if n <= 0:  # every slot busy: the round the next slot goes to plans a trial
-                target = first if first in slots.waiting else opened
+                target = fill if fill is not None else first if first in slots.waiting else opened
                 if (plan_ahead and slots.held is None and target in slots.waiting
                         and in_flight >= b.max_parallel and _left(s, ended.tally, in_flight) > 0):
                     slots.go(target, PLAN_AHEAD)
@@ -110,17 +121,23 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
             held = slots.held
             if held is not None and held == opened:  # the open round starts its held trial
                 slots.go(opened, n)
+                given[opened] += n
+            elif fill is not None and held is None:
+                slots.go(fill, n)
+                given[fill] += n
             elif held in ahead or (held is None and first in slots.waiting):
                 take = held if held is not None else first  # a fresh round takes over
                 if opened is not None:
                     slots.go(opened, 0)
                 slots.go(take, n)
+                given[take] = n
                 running[take], opened = ahead.pop(take), take
                 if barrier:  # one batch per round
                     slots.go(take, 0)
                     opened = None
             elif opened in slots.waiting:  # the next round is not ready: no slot waits for it
                 slots.go(opened, n)
+                given[opened] += n  # type: ignore[index]  # waiting: not None
             else:
                 slots.wait(_POLL_S)
     finally:

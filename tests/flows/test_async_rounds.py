@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import Counter
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, TaskRun
 
+from amtune.flows.loop import ROUND_TRIALS
 from amtune.flows.study import study_flow
 from tests.flows.helpers import study_runs
 
@@ -108,6 +110,10 @@ def test_a_slow_trial_does_not_hold_up_the_others(prefect_api: str, tracking_uri
     by_id = {t.id: t for t in tasks}
     trials = [t for t in tasks if t.name.startswith("trial-")]
     assert len(trials) == 10
+    # A round keeps the freed slots until it has started ROUND_TRIALS x max_parallel
+    # trials; only the last one, cut short by the budget, may have fewer.
+    per_round = Counter(int(r.data.tags["amtune.round"]) for r in children)
+    assert all(per_round[k] >= ROUND_TRIALS * 2 for k in sorted(per_round)[:-1]), per_round
     for t in trials:  # each trial is wired to the proposal, in its own round, that made it
         # Prefect may add a stray edge of its own: it links plain values to task
         # results by id() alone (prefect#20558), so only the proposal's edge is checked.
