@@ -27,6 +27,7 @@ class Known:
         self._by_id: dict[str, TrialRecord] = {}  # in the order runs became known
         self._order: list[tuple[int, str]] = []
         self._running: set[str] = set()
+        self._local: set[str] = set()  # running runs whose end this process is told of
         self._numbered: dict[str, int] = {}  # run id -> number, for runs not killed
         self._used: dict[int, int] = {}  # number -> how many runs not killed hold it
         self._low = 0  # every number below it is held
@@ -38,7 +39,9 @@ class Known:
     def get(self, run_id: str) -> TrialRecord | None:
         return self._by_id.get(run_id)
 
-    def put(self, record: TrialRecord) -> None:
+    def put(self, record: TrialRecord, local: bool = False) -> None:
+        """Add or replace a record; ``local``: a run this process started, whose end it
+        is told of (``StudyStore.remember``), so reads need not look for it."""
         rid = record.run_id
         before = self._by_id.get(rid)
         if before is None or before.number != record.number:
@@ -48,8 +51,11 @@ class Known:
         self._by_id[rid] = record
         if record.status == "running":
             self._running.add(rid)
+            if local:
+                self._local.add(rid)
         else:
             self._running.discard(rid)
+            self._local.discard(rid)
         self._number(rid, None if record.status == "killed" else record.number)
         if self._view is not None:
             self._view.put(record)
@@ -90,12 +96,15 @@ class Known:
         return [by_id[rid] for _, rid in self._order]
 
     def running_before(self, since_ms: int) -> list[str]:
-        """Runs known as running that started before ``since_ms`` (or at no known time)."""
-        by_id = self._by_id
-        return [rid for rid in self._running if (by_id[rid].start_ms or 0) < since_ms]
+        """Runs known as running, and not local, that started before ``since_ms`` (or
+        at no known time): they may have ended in another process."""
+        by_id, local = self._by_id, self._local
+        return [rid for rid in self._running
+                if rid not in local and (by_id[rid].start_ms or 0) < since_ms]
 
-    def finished_since(self, since_ms: int, slack_ms: int) -> list[str]:
-        """Finished runs known to have started at or after ``since_ms``.
+    def settled_since(self, since_ms: int, slack_ms: int) -> list[str]:
+        """Runs known to have started at or after ``since_ms`` that a read need not
+        fetch: the finished ones, and the local ones still running.
 
         Runs become known about in the order they start, so the walk goes from the
         newest and stops at the first run older than ``since_ms - slack_ms``. A run
@@ -107,6 +116,6 @@ class Known:
                 continue
             if start < since_ms - slack_ms:
                 break
-            if start >= since_ms and r.status != "running":
+            if start >= since_ms and (r.status != "running" or r.run_id in self._local):
                 out.append(r.run_id)
         return out

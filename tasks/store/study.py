@@ -90,13 +90,14 @@ class StudyStore(TrialReads, ParentRun, BaseModel):
 
     # -- trials ----------------------------------------------------------------------
 
-    def remember(self, record: TrialRecord) -> None:
-        """What this runner knows of a trial it ran (read back from MLflow anyway)."""
+    def remember(self, record: TrialRecord, local: bool = False) -> None:
+        """What this runner knows of a trial it ran; ``local``: its start, whose end
+        will be remembered too, so reads leave it out until then."""
         with self._live.lock:
             before = self._live.known.get(record.run_id)
             if record.start_ms is None and before is not None:
                 record.start_ms = before.start_ms  # history() leaves known runs out by it
-            self._live.known.put(record)
+            self._live.known.put(record, local)
             tell = self._live.told.pop(record.run_id, None) if record.status != "running" else None
         if tell is not None:
             tell(record)
@@ -121,7 +122,7 @@ class StudyStore(TrialReads, ParentRun, BaseModel):
             self._drop_twins(number, run_id)
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         self.remember(TrialRecord(number, round_, "running", run_id, dict(params),
-                                  start_ms=run.info.start_time))
+                                  start_ms=run.info.start_time), local=True)
         return str(run_id)
 
     def _retries(self) -> int:

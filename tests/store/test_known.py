@@ -35,19 +35,32 @@ def test_running_runs_before_a_time_and_finished_runs_since() -> None:
         k.put(rec(n, "running" if n in (2, 8) else "completed"))
     assert sorted(k.running_before(5000)) == ["r2"]
     assert sorted(k.running_before(10_000)) == ["r2", "r8"]
-    assert sorted(k.finished_since(6000, 2000)) == ["r6", "r7", "r9"]
+    assert sorted(k.settled_since(6000, 2000)) == ["r6", "r7", "r9"]
     k.put(rec(8))  # it ended
     assert k.running_before(10_000) == ["r2"]
-    assert sorted(k.finished_since(6000, 2000)) == ["r6", "r7", "r8", "r9"]
+    assert sorted(k.settled_since(6000, 2000)) == ["r6", "r7", "r8", "r9"]
 
 
-def test_finished_since_tolerates_runs_known_a_little_out_of_start_order() -> None:
+def test_runs_started_here_are_not_read_again_until_they_end() -> None:
+    k = Known()
+    for n in range(10):
+        k.put(rec(n, "running"), local=n in (3, 7))  # 3 and 7: started by this process
+    assert sorted(k.running_before(10_000)) == [f"r{n}" for n in range(10) if n not in (3, 7)]
+    assert sorted(k.settled_since(6000, 2000)) == ["r7"]  # left out of the read by id
+    k.put(rec(7, "running"))  # a read's copy, still running: still told here
+    assert "r7" not in k.running_before(10_000)
+    k.put(rec(7))  # it ended; if a stale read puts it back as running, it is read again
+    k.put(rec(7, "running"))
+    assert "r7" in k.running_before(10_000) and "r7" not in k.settled_since(6000, 2000)
+
+
+def test_settled_since_tolerates_runs_known_a_little_out_of_start_order() -> None:
     k = Known()
     for n, start in [(0, 1000), (1, 9000), (2, 8500), (3, 7000), (4, None)]:
         k.put(rec(n, start_ms=start) if start is not None else
               TrialRecord(4, 0, "completed", "r4", {"x": 0.5}))
     # r3 started before r2 but became known after it: within the slack, still found.
-    assert sorted(k.finished_since(7000, 2000)) == ["r1", "r2", "r3"]
+    assert sorted(k.settled_since(7000, 2000)) == ["r1", "r2", "r3"]
 
 
 def test_free_numbers_reuse_killed_slots() -> None:

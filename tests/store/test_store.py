@@ -73,15 +73,34 @@ def test_history_sees_running_trials_finish_without_rereading_everything(
     monkeypatch.setattr(reads_module, "_MARGIN_MS", margin_ms)
     s = store(tracking_uri)
     s.open({}, {})
-    ids = [s.start_trial(k, 0, {"x": k / 10}, "random") for k in range(3)]
+    # Started and finished by others (copies of the store): this one only reads them.
+    starter, other = pickle.loads(pickle.dumps(s)), pickle.loads(pickle.dumps(s))
+    ids = [starter.start_trial(k, 0, {"x": k / 10}, "random") for k in range(3)]
     time.sleep(0.01)  # the runs' start times are before the first read's
     assert [r.status for r in s.history()] == ["running"] * 3
-    # Finished by someone else (another copy of the store, as a Dask worker would be).
-    other = pickle.loads(pickle.dumps(s))
     rec = TrialRecord(1, 0, "completed", ids[1], {"x": 0.1}, {"loss": 0.5}, 0.5, duration_s=1)
     other.finish_trial(rec, other.buffer(ids[1]))
     assert [r.status for r in s.history()] == ["running", "completed", "running"]
     assert s.history()[1].value == 0.5
+
+
+def test_a_trial_started_here_is_not_read_again_until_its_end_is_remembered(
+        tracking_uri: str) -> None:
+    # A round tells the store of every trial it started as the trial ends (``remember``,
+    # from the trial's thread or its task's future), so reads leave those runs out.
+    s = store(tracking_uri)
+    s.open({}, {})
+    run_id = s.start_trial(0, 0, {"x": 0.5}, "random")
+    assert [r.status for r in s.history()] == ["running"]
+    rec = TrialRecord(0, 0, "completed", run_id, {"x": 0.5}, {"loss": 0.5}, 0.5, duration_s=1)
+    worker = pickle.loads(pickle.dumps(s))  # a Dask worker's copy writes the end
+    worker.finish_trial(rec, worker.buffer(run_id))
+    assert [r.status for r in s.history()] == ["running"]  # not fetched again
+    s.remember(rec)  # the task's future came back
+    assert [(r.status, r.value) for r in s.history()] == [("completed", 0.5)]
+    again = store(tracking_uri)  # MLflow has it: a new runner reads it
+    again.open({}, {})
+    assert [r.status for r in again.history()] == ["completed"]
 
 
 def test_a_read_fetches_only_the_runs_it_does_not_know(tracking_uri: str) -> None:
