@@ -108,7 +108,7 @@ def run_rounds(s: StudySpec, store: StudyStore, records: list[TrialRecord],
                 continue
             first = min(ahead, default=None)
             # The open round keeps the freed slots until it has started a full batch.
-            fill = opened if (not barrier and opened in slots.waiting and opened is not None
+            fill = opened if (opened is not None and not barrier and opened in slots.waiting
                               and given[opened] < ROUND_TRIALS * b.max_parallel) else None
             if n <= 0:  # every slot busy: the round the next slot goes to plans a trial
                 target = fill if fill is not None else first if first in slots.waiting else opened
