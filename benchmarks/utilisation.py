@@ -104,9 +104,11 @@ def measure(name: str, n: int, parallel: int, order: list[float],
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         uri = tracking_uri or f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        rounds = 0 if name == "optuna" else run_amtune(uri, n, parallel, name)
         if name == "optuna":
+            rounds = 0
             run_optuna(n, parallel)
+        else:
+            rounds = run_amtune(uri, n, parallel, name)
     wall = time.monotonic() - t0
     spans = list(mod._SPANS)
     busy = sum(e - s for s, e in spans)
