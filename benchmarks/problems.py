@@ -214,10 +214,15 @@ PROBLEMS: dict[str, Problem] = {
         Problem("ridge_diabetes", mixed.SPACES["ridge_diabetes"], mixed.ridge_diabetes,
                 0.4967691, "best known: scaler=none, degree=2, interaction_only, "
                 "alpha=10**-2.577 (every category x 1-D alpha search)", 0.004),
+        Problem("optim8", mixed.SPACES["optim8"], mixed.optim8, 0.0,
+                "exact: optimizer=nesterov, lr=10**-2.2, momentum=0.8, batch=128", 0.1),
+        Problem("pair9", mixed.SPACES["pair9"], mixed.pair9, 0.0,
+                "exact: first=c, second=z, u=0.75, v=0.15", 0.15),
     ]
 }
 
 PUBLIC = ("branin", "hartmann6", "ackley5", "rosenbrock4", "styblinski_tang4",
           "svc_cancer", "hgb_cancer")
 DEV = ("mixed6", "switch5", "cond5")  # mixed problems mechanisms may be checked on
-HELD_OUT = ("intcat4", "ridge_diabetes")  # no constant is tuned on these (see mixed.py)
+# No constant is tuned on these (see mixed.py).
+HELD_OUT = ("intcat4", "ridge_diabetes", "optim8", "pair9")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from amtune.strategies import SearchSpace
+from benchmarks.mixed import OPTIM8
 from benchmarks.problems import DEV, HELD_OUT, PROBLEMS, PUBLIC
 
 MINIMISERS = {
@@ -23,6 +24,8 @@ MINIMISERS = {
     "switch5": [{"x0": 0.8, "x1": 0.2, "x2": 0.0, "x3": 1.0, "mode": "a"}],
     "cond5": [{"model": "tree", "x": 0.6, "alpha": 1e-4, "depth": 14, "k": 50}],
     "intcat4": [{"arch": "medium", "units": 32, "layers": 4, "dropout": 0.2}],
+    "optim8": [{"optimizer": "nesterov", "lr": 10**-2.2, "momentum": 0.8, "batch": 128}],
+    "pair9": [{"first": "c", "second": "z", "u": 0.75, "v": 0.15}],
 }
 # Synthetic mixed problems: the best point of every other category, and the threshold.
 OTHER_BASINS = {
@@ -33,6 +36,9 @@ OTHER_BASINS = {
     "intcat4": ("arch", [{"arch": a, "units": u, "layers": n, "dropout": d}
                          for a, u, n, d in [("small", 8, 6, 0.1), ("large", 96, 2, 0.3),
                                             ("huge", 200, 1, 0.4)]]),
+    "optim8": ("optimizer", [{"optimizer": o, "lr": 10**lr, "momentum": m or 0.5,
+                              "batch": 2**b} for o, (_, lr, m, b) in OPTIM8.items()
+                             if o != "nesterov"]),
 }
 
 
@@ -95,6 +101,21 @@ def test_sets_are_disjoint_and_every_mixed_problem_has_a_threshold() -> None:
         assert PROBLEMS[name].basin is not None
         kinds = {p.kind for p in SearchSpace.from_dict(PROBLEMS[name].space).params}
         assert "categorical" in kinds
+
+
+def test_pair9_needs_both_categoricals_and_has_a_decoy() -> None:
+    problem = PROBLEMS["pair9"]
+    assert problem.basin is not None
+    at_best = {"first": "c", "second": "z", "u": 0.75, "v": 0.15}
+    decoy = {"first": "a", "second": "x", "u": 0.2, "v": 0.3}
+    assert problem(decoy) == pytest.approx(0.2)  # the best wrong pair
+    assert problem({**at_best, "first": "a"}) > 0.6  # c alone and z alone are poor
+    assert problem({**at_best, "second": "x"}) > 0.6
+    space = SearchSpace.from_dict(problem.space)
+    for u in np.random.default_rng(2).random((3000, space.dim)):
+        p = space.decode(u)
+        if (p["first"], p["second"]) != ("c", "z"):
+            assert problem(p) - problem.optimum > problem.basin
 
 
 def test_ridge_diabetes_best_known_value_and_trap() -> None:
