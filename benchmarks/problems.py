@@ -209,6 +209,8 @@ PROBLEMS: dict[str, Problem] = {
                 "exact: mode=a, x0=0.8, x1=0.2 (x2, x3 dead for a)", 0.3),
         Problem("cond5", mixed.SPACES["cond5"], mixed.cond5, 0.0,
                 "exact: model=tree, depth=14, x=0.6 (alpha, k dead for tree)", 0.2),
+        Problem("family6", mixed.SPACES["family6"], mixed.family6, 0.0,
+                "exact: family=f3, x=0.85, y=0.6", 0.15),
         Problem("intcat4", mixed.SPACES["intcat4"], mixed.intcat4, 0.0,
                 "exact: arch=medium, units=32, layers=4, dropout=0.2", 0.2),
         Problem("ridge_diabetes", mixed.SPACES["ridge_diabetes"], mixed.ridge_diabetes,
@@ -223,6 +225,6 @@ PROBLEMS: dict[str, Problem] = {
 
 PUBLIC = ("branin", "hartmann6", "ackley5", "rosenbrock4", "styblinski_tang4",
           "svc_cancer", "hgb_cancer")
-DEV = ("mixed6", "switch5", "cond5")  # mixed problems mechanisms may be checked on
+DEV = ("mixed6", "switch5", "cond5", "family6")  # mixed problems mechanisms may be checked on
 # No constant is tuned on these (see mixed.py).
 HELD_OUT = ("intcat4", "ridge_diabetes", "optim8", "pair9")

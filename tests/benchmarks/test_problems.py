@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from amtune.strategies import SearchSpace
-from benchmarks.mixed import OPTIM8
+from benchmarks.mixed import FAMILY6, OPTIM8
 from benchmarks.problems import DEV, HELD_OUT, PROBLEMS, PUBLIC
 
 MINIMISERS = {
@@ -25,6 +25,7 @@ MINIMISERS = {
     "cond5": [{"model": "tree", "x": 0.6, "alpha": 1e-4, "depth": 14, "k": 50}],
     "intcat4": [{"arch": "medium", "units": 32, "layers": 4, "dropout": 0.2}],
     "optim8": [{"optimizer": "nesterov", "lr": 10**-2.2, "momentum": 0.8, "batch": 128}],
+    "family6": [{"family": "f3", "x": 0.85, "y": 0.6}],
     "pair9": [{"first": "c", "second": "z", "u": 0.75, "v": 0.15}],
 }
 # Synthetic mixed problems: the best point of every other category, and the threshold.
@@ -36,6 +37,8 @@ OTHER_BASINS = {
     "intcat4": ("arch", [{"arch": a, "units": u, "layers": n, "dropout": d}
                          for a, u, n, d in [("small", 8, 6, 0.1), ("large", 96, 2, 0.3),
                                             ("huge", 200, 1, 0.4)]]),
+    "family6": ("family", [{"family": f, "x": bx, "y": by}
+                           for f, (_, bx, by, _) in FAMILY6.items() if f != "f3"]),
     "optim8": ("optimizer", [{"optimizer": o, "lr": 10**lr, "momentum": m or 0.5,
                               "batch": 2**b} for o, (_, lr, m, b) in OPTIM8.items()
                              if o != "nesterov"]),
