@@ -190,6 +190,17 @@ _ALLOWED_HINTS = {
     "string_pattern_mismatch": "must match {pattern} (letters, digits, . _ -)",
     "too_short": "must not be empty",
     "string_too_short": "must not be empty",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "int_parsing": "must be an integer (a whole number)",
+    "int_type": "must be an integer (a whole number)",
+    "int_from_float": "must be an integer (a whole number)",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping (key: value)",
+    "model_type": "must be a mapping (key: value)",
 }
 
 
